@@ -1,0 +1,62 @@
+"""The harness's error hierarchy.
+
+Every error carries a message that names the cause and the next step, and, where
+there is one, the directory of artifacts that was kept for inspection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HarnessError(Exception):
+    """Base class: a one-paragraph message naming the cause and what to do next."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, artifacts: Path | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.artifacts = artifacts
+
+    def __str__(self) -> str:
+        if self.artifacts is not None:
+            return f"{self.message}\nArtifacts kept in: {self.artifacts}"
+        return self.message
+
+
+class PrerequisiteError(HarnessError):
+    """A host tool or package is missing."""
+
+
+class KernelFetchError(HarnessError):
+    """A prebuilt kernel could not be resolved or downloaded."""
+
+
+class PatchError(HarnessError):
+    """A patch of the series does not apply."""
+
+
+class ConfigError(HarnessError):
+    """A Kconfig option asked for did not land in the final .config."""
+
+
+class BuildError(HarnessError):
+    """The kernel build failed."""
+
+
+class BootError(HarnessError):
+    """The guest could not be started (bad kernel path, QEMU refused, ...)."""
+
+
+class LostVMError(HarnessError):
+    """The guest went away without reporting a verdict."""
+
+
+class DecodeError(HarnessError):
+    """A notification record or log could not be decoded."""
+
+    def __init__(self, message: str, *, offset: int | None = None) -> None:
+        where = f" at offset {offset}" if offset is not None else ""
+        super().__init__(f"{message}{where}")
+        self.offset = offset
