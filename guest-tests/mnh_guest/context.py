@@ -1,0 +1,156 @@
+"""What a scenario works with: a private mount namespace, a workspace, a backend, a log.
+
+Every operation goes through ``Context.op``: the mount table is snapshotted before
+and after, the backend's queue is drained, the oracle derives what should have been
+reported from the topology diff, and the comparison is logged as one JSON line
+(operations, raw bytes, decoded records, expectations, snapshots).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from . import mounts, oracle, sysc
+
+
+class ScenarioSkipped(Exception):
+    """The scenario cannot run here (a missing kernel feature); not a failure."""
+
+
+class ScenarioFailed(Exception):
+    """The kernel did not behave as the oracle or the scenario expects."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def drain(self, deadline: float, want: int) -> tuple[bytes, list[dict[str, Any]]]: ...
+    def expected(self, before: dict[int, mounts.Mount],
+                 after: dict[int, mounts.Mount]) -> list[dict[str, Any]]: ...
+    def key(self, record: dict[str, Any]) -> tuple[Any, ...]: ...
+    def identity(self, record: dict[str, Any]) -> Any: ...
+
+
+class Log:
+    """A JSON-lines log, flushed line by line so a crash loses at most one line."""
+
+    def __init__(self, path: str) -> None:
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def write(self, kind: str, **fields: Any) -> None:
+        fields = {"kind": kind, "t": round(time.monotonic(), 6), **fields}
+        self._f.write(json.dumps(fields, sort_keys=True, default=str) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _table(snap: dict[int, mounts.Mount]) -> list[dict[str, Any]]:
+    return [m.to_json() for m in snap.values()]
+
+
+class Context:
+    """The handle a scenario function receives."""
+
+    def __init__(self, name: str, backend: Backend, log: Log, workspace: str,
+                 drain_timeout: float = 1.0) -> None:
+        self.name = name
+        self.backend = backend
+        self.log = log
+        self.workspace = workspace
+        self.drain_timeout = drain_timeout
+        self.failures: list[str] = []
+        self.seq = 0
+        self.events = 0
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.workspace, *parts)
+
+    def mkdir(self, *parts: str) -> str:
+        p = self.path(*parts)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def op(self, label: str, fn: Callable[[], Any], *, expect_errno: int | None = None) -> Any:
+        """Run one operation and check what the backend reported against the oracle."""
+        self.seq += 1
+        before = mounts.snapshot()
+        result: Any = None
+        err: int | None = None
+        try:
+            result = fn()
+        except OSError as exc:
+            err = exc.errno
+            if expect_errno is None:
+                self.log.write("op", seq=self.seq, label=label, errno=err,
+                               error=str(exc), before=_table(before))
+                raise ScenarioFailed(f"{label}: unexpected error {exc}") from exc
+        after = mounts.snapshot()
+        expected = self.backend.expected(before, after)
+        raw, received = self.backend.drain(time.monotonic() + self.drain_timeout,
+                                           len(expected))
+        self.events += sum(1 for r in received if r.get("kind") != "decode-error")
+        diff = oracle.compare(expected, received, self.backend.key, self.backend.identity)
+        ok = not any(diff.values())
+        if expect_errno is not None and err != expect_errno:
+            ok = False
+            self.failures.append(f"{label}: expected errno {errno.errorcode.get(expect_errno)}, "
+                                 f"got {errno.errorcode.get(err or 0, 'success')}")
+        self.log.write("op", seq=self.seq, label=label, ok=ok,
+                       errno=err, result=result if isinstance(result, int | str) else None,
+                       raw=raw.hex(), records=received, expected=expected, **diff,
+                       before=_table(before), after=_table(after))
+        if any(diff.values()):
+            self.failures.append(f"op {self.seq} '{label}': " + "; ".join(
+                f"{k}={v}" for k, v in diff.items() if v))
+        return result
+
+    def check(self, cond: bool, message: str) -> None:
+        self.log.write("check", ok=bool(cond), message=message)
+        if not cond:
+            self.failures.append(message)
+
+
+def run_in_namespace(name: str, fn: Callable[[Context], None], backend: Backend,
+                     log_path: str) -> dict[str, Any]:
+    """Run one scenario in a fresh private mount namespace (call in a forked child)."""
+    log = Log(log_path)
+    start = time.monotonic()
+    ctx: Context | None = None
+    try:
+        sysc.unshare(sysc.CLONE_NEWNS)
+        sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+        workspace = f"/tmp/mnh-{name}"
+        os.makedirs(workspace, exist_ok=True)
+        sysc.mount("mnh-ws", workspace, "tmpfs", 0, "mode=0755")
+        log.write("header", scenario=name, backend=backend.name, kernel=os.uname().release,
+                  mountinfo=mounts.mountinfo(), mounts=_table(mounts.snapshot()))
+        backend.open()
+        ctx = Context(name, backend, log, workspace)
+        fn(ctx)
+        if ctx.failures:
+            raise ScenarioFailed("; ".join(ctx.failures))
+        verdict: dict[str, Any] = {"outcome": "pass", "message": ""}
+    except ScenarioSkipped as exc:
+        verdict = {"outcome": "skip", "message": str(exc)}
+    except ScenarioFailed as exc:
+        verdict = {"outcome": "fail", "message": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - any other error is the scenario's own bug
+        verdict = {"outcome": "error", "message": f"{type(exc).__name__}: {exc}",
+                   "traceback": traceback.format_exc()}
+    finally:
+        backend.close()
+    verdict["events"] = ctx.events if ctx is not None else 0
+    verdict["duration"] = round(time.monotonic() - start, 3)
+    log.write("verdict", **verdict)
+    log.close()
+    return verdict

@@ -1,0 +1,121 @@
+"""The in-guest scenario runner: ``python3 -m mnh_guest.run --results DIR ...``.
+
+Each scenario runs in a forked child, in its own mount namespace, under a timeout.
+The verdict of each scenario is written atomically to
+``DIR/scenarios/NAME.verdict.json``; markers written to /dev/kmsg put the scenario
+boundaries into the kernel console so the host can tell which scenario a kernel
+splat belongs to. The host, not this runner, decides "crash".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from . import context, fanotify
+from .scenarios import BY_NAME, default_names
+
+BACKENDS = {"fanotify": fanotify.FanotifyBackend}
+MARKER = "mnh:"
+
+
+def kmsg(message: str) -> None:
+    """Write a marker line into the kernel log (best effort)."""
+    try:
+        fd = os.open("/dev/kmsg", os.O_WRONLY)
+        try:
+            os.write(fd, f"<5>{MARKER} {message}\n".encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def run_one(name: str, backend_name: str, outdir: str, timeout: float) -> dict[str, Any]:
+    scenario = BY_NAME[name]
+    log_path = os.path.join(outdir, f"{name}.jsonl")
+    verdict_path = os.path.join(outdir, f"{name}.verdict.json")
+    kmsg(f"scenario {name} start")
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            verdict = context.run_in_namespace(name, scenario.func, BACKENDS[backend_name](),
+                                               log_path)
+            write_json(verdict_path, {"scenario": name, "backend": backend_name, **verdict})
+        except BaseException:  # noqa: BLE001 - the parent reports the missing verdict
+            code = 3
+        finally:
+            os._exit(code)
+    status: int | None = None
+    while status is None:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = st
+            break
+        if timeout and time.monotonic() - start > timeout:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            verdict = {"scenario": name, "backend": backend_name, "outcome": "timeout",
+                       "message": f"no verdict after {timeout:.0f} s; the guest runner killed it",
+                       "events": 0, "duration": round(time.monotonic() - start, 3)}
+            write_json(verdict_path, verdict)
+            kmsg(f"scenario {name} end timeout")
+            return verdict
+        time.sleep(0.02)
+    if os.path.exists(verdict_path):
+        with open(verdict_path, encoding="utf-8") as f:
+            verdict = json.load(f)
+    else:
+        verdict = {"scenario": name, "backend": backend_name, "outcome": "error",
+                   "message": f"scenario process ended with status {status} and no verdict",
+                   "events": 0, "duration": round(time.monotonic() - start, 3)}
+        write_json(verdict_path, verdict)
+    kmsg(f"scenario {name} end {verdict['outcome']}")
+    return verdict
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mnh_guest.run")
+    p.add_argument("--results", required=True)
+    p.add_argument("--backend", default="fanotify", choices=sorted(BACKENDS))
+    p.add_argument("--scenario", action="append", default=[])
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="per-scenario timeout in seconds (0: none; the host's watchdog acts)")
+    args = p.parse_args(argv)
+    names = args.scenario or default_names(args.backend)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    outdir = os.path.join(args.results, "scenarios")
+    os.makedirs(outdir, exist_ok=True)
+    write_json(os.path.join(args.results, "runner.json"),
+               {"started": time.time(), "kernel": os.uname().release, "python": sys.version,
+                "backend": args.backend, "scenarios": names})
+    kmsg("runner start")
+    failed = 0
+    for name in names:
+        verdict = run_one(name, args.backend, outdir, args.timeout)
+        failed += verdict["outcome"] not in ("pass", "skip")
+    kmsg("runner done")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
