@@ -1,0 +1,1 @@
+"""The kernel-build stage: source, patch, configure, compile, cache."""

@@ -1,0 +1,218 @@
+"""The main job: boot a kernel, run scenarios in the guest, collect verdicts, write reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import mnh_guest
+from mnh_guest.scenarios import BY_NAME, default_names
+
+from . import accel, kernels, paths, report
+from .boot import BootResult, Timeouts, supervise
+from .errors import BootError, LostVMError
+from .verdict import Outcome, ScenarioResult, assign
+from .vmcmd import VmSpec, vng_command
+
+log = logging.getLogger("harness")
+GUEST_DIR = Path(mnh_guest.__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    kernel: str
+    backend: str = "fanotify"
+    scenarios: tuple[str, ...] = ()
+    results: Path | None = None
+    cpus: int = 2
+    memory: str = "1G"
+    timeouts: Timeouts = Timeouts()
+    guest_timeout: float = 60.0       # per scenario, enforced by the guest runner (0: none)
+    guest_python: str = "python3"
+
+
+@dataclass
+class RunResult:
+    results_dir: Path
+    kernel: kernels.Kernel
+    accel: accel.Accel
+    boot: BootResult
+    scenarios: list[ScenarioResult]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.scenarios) and all(r.outcome is Outcome.PASS for r in self.scenarios)
+
+    def scenario(self, name: str) -> ScenarioResult:
+        return next(r for r in self.scenarios if r.name == name)
+
+    def log_path(self, name: str) -> Path:
+        return self.results_dir / "guest" / "scenarios" / f"{name}.jsonl"
+
+
+def exit_code(results: list[ScenarioResult]) -> int:
+    """0 all passed; 1 a kernel problem (fail, crash, timeout); 2 infrastructure; 4 skips."""
+    outcomes = {r.outcome for r in results}
+    if outcomes & {Outcome.FAIL, Outcome.CRASH, Outcome.TIMEOUT}:
+        return 1
+    if Outcome.ERROR in outcomes or not results:
+        return 2
+    if Outcome.SKIP in outcomes:
+        return 4
+    return 0
+
+
+def _new_results_dir(given: Path | None) -> Path:
+    if given is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        given = paths.cache_dir("runs") / stamp
+    given = given.resolve()
+    if given.exists() and any(given.iterdir()):
+        # Keep old artifacts: never delete what a user may still want.
+        old = given.with_name(given.name + time.strftime(".old-%Y%m%d-%H%M%S"))
+        given.rename(old)
+    given.mkdir(parents=True, exist_ok=True)
+    return given
+
+
+def scenario_names(backend: str, asked: tuple[str, ...]) -> list[str]:
+    names = list(asked) or default_names(backend)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise BootError(f"Unknown scenario(s) {', '.join(unknown)}. Known: "
+                        f"{', '.join(sorted(BY_NAME))} (`harness run --list-scenarios`).")
+    wrong = [n for n in names if backend not in BY_NAME[n].backends]
+    if wrong:
+        raise BootError(f"Scenario(s) {', '.join(wrong)} have no {backend} variant; choose "
+                        f"another --backend or drop them.")
+    return names
+
+
+def run(opts: RunOptions) -> RunResult:
+    names = scenario_names(opts.backend, opts.scenarios)
+    kernel = kernels.resolve(opts.kernel)
+    chosen = accel.choose(kernel.image)
+    log.info("accelerator: %s (%s)", chosen.name, chosen.reason)
+    if shutil.which("vng") is None:
+        raise BootError("virtme-ng (vng) is not installed. Run `harness doctor --install`.")
+    res = _new_results_dir(opts.results)
+    guest_out = res / "guest"
+    guest_out.mkdir()
+    guest_cmd = [opts.guest_python, "-B", "-m", "mnh_guest.run", "--results", str(guest_out),
+                 "--backend", opts.backend, "--timeout", str(opts.guest_timeout)]
+    for n in names:
+        guest_cmd += ["--scenario", n]
+    spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
+                  cwd=GUEST_DIR, rwdirs=(guest_out,), cpus=opts.cpus, memory=opts.memory,
+                  stdout_file=guest_out / "runner.stdout",
+                  stderr_file=guest_out / "runner.stderr")
+    cmd = vng_command(spec)
+    run_info: dict[str, Any] = {
+        "kernel": kernel.to_json(), "accel": chosen.to_json(), "backend": opts.backend,
+        "command": cmd, "timeouts": asdict(opts.timeouts),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
+    console_path = res / "console.log"
+    boot = supervise(cmd, console_path, res / "vng.stdout", opts.timeouts)
+    verdicts = _read_verdicts(guest_out / "scenarios")
+    lines = console_path.read_text(errors="replace").splitlines()
+    results = assign(names, opts.backend, verdicts, lines, boot, opts.timeouts,
+                     console_path=str(console_path))
+    for r in results:
+        lp = guest_out / "scenarios" / f"{r.name}.jsonl"
+        r.log = str(lp) if lp.exists() else ""
+    run_info.update(boot={"returncode": boot.returncode, "duration": boot.duration,
+                          "booted_at": boot.booted_at, "timed_out": boot.timed_out,
+                          "notes": boot.notes},
+                    console=str(console_path))
+    report.write_json(res / "results.json", run_info, results)
+    report.write_junit(res / "junit.xml", f"mount-notify.{opts.backend}", results)
+    (res / "results.ktap").write_text(report.ktap(f"mount-notify.{opts.backend}", results))
+    return RunResult(res, kernel, chosen, boot, results)
+
+
+def _read_verdicts(d: Path) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if not d.is_dir():
+        return out
+    for f in d.glob("*.verdict.json"):
+        try:
+            out[f.name.removesuffix(".verdict.json")] = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            log.warning("unreadable verdict %s: %s", f, exc)
+    return out
+
+
+def run_or_raise_lost(opts: RunOptions) -> RunResult:
+    """``run``, raising LostVMError when the guest produced no verdict at all."""
+    result = run(opts)
+    if all(r.outcome is Outcome.ERROR for r in result.scenarios) and not result.boot.timed_out:
+        raise LostVMError(
+            f"The guest produced no verdict for any scenario (vng exit status "
+            f"{result.boot.returncode}). {result.scenarios[0].message}",
+            artifacts=result.results_dir)
+    return result
+
+
+def print_summary(result: RunResult) -> None:
+    print(report.table(result.scenarios))
+    print(f"kernel: {result.kernel.image} ({result.kernel.release or 'release unknown'}); "
+          f"accel: {result.accel.name} ({result.accel.reason}); "
+          f"boot-to-runner {result.boot.booted_at} s, total {result.boot.duration} s",
+          file=sys.stderr)
+    print(f"results: {result.results_dir}", file=sys.stderr)
+
+
+def _list() -> int:
+    from mnh_guest.scenarios import TABLE
+
+    for s in TABLE:
+        tag = " (selftest)" if s.selftest else ""
+        print(f"{s.name:<16} {','.join(s.backends):<20} {s.description}{tag}")
+    return 0
+
+
+def _main(a: argparse.Namespace) -> int:
+    if a.list_scenarios:
+        return _list()
+    if not a.kernel:
+        raise BootError("--kernel is required: a kernel image, a build artifact directory, or "
+                        "debian[:VERSION].")
+    opts = RunOptions(kernel=a.kernel, backend=a.backend, scenarios=tuple(a.scenario),
+                      results=a.results, cpus=a.cpus, memory=a.memory,
+                      timeouts=Timeouts(boot=a.boot_timeout, scenario=a.scenario_timeout,
+                                        run=a.run_timeout),
+                      guest_timeout=a.guest_timeout)
+    result = run_or_raise_lost(opts)
+    print_summary(result)
+    return exit_code(result.scenarios)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="boot a kernel and run scenarios in it",
+                       description="Exit status: 0 every scenario passed; 1 a fail, crash or "
+                       "timeout; 2 an infrastructure error; 4 some scenarios were skipped.")
+    p.add_argument("--kernel", help="image path, build artifact dir, kernel tree, or "
+                   "debian[:VERSION]")
+    p.add_argument("--backend", default="fanotify", choices=("fanotify",))
+    p.add_argument("--scenario", action="append", default=[], metavar="NAME",
+                   help="run only this scenario (repeatable); default: all of the backend")
+    p.add_argument("--results", type=Path, help="results directory (default: in the cache)")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--memory", default="1G")
+    p.add_argument("--boot-timeout", type=float, default=Timeouts.boot)
+    p.add_argument("--scenario-timeout", type=float, default=Timeouts.scenario,
+                   help="host watchdog per scenario (seconds)")
+    p.add_argument("--run-timeout", type=float, default=Timeouts.run)
+    p.add_argument("--guest-timeout", type=float, default=60.0,
+                   help="per-scenario timeout enforced inside the guest (0: none)")
+    p.add_argument("--list-scenarios", action="store_true")
+    p.set_defaults(func=_main)
