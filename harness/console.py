@@ -65,11 +65,15 @@ def find_splats(lines: list[str]) -> list[Splat]:
         if i <= skip_until:
             continue
         text = strip_time(raw)
+        if text.startswith("---[ end "):
+            continue  # the closing line of a splat ("---[ end Kernel panic - not syncing")
         for kind, pat in SPLATS:
             if pat.search(text):
                 end = i + 1
                 while end < len(lines) and end - i < EXCERPT_LINES:
                     t = strip_time(lines[end])
+                    if _MARKER.search(t):
+                        break  # a scenario boundary: what follows belongs to the next one
                     end += 1
                     if "---[ end trace" in t or "---[ end Kernel panic" in t:
                         break
