@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,14 @@ def summary(results: Sequence[ScenarioResult]) -> dict[str, int]:
     return counts
 
 
+# Characters XML 1.0 cannot carry at all (a console may hold NULs and escape sequences).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def write_junit(path: Path, suite: str, results: Sequence[ScenarioResult]) -> None:
     counts = summary(results)
     ts = ET.Element("testsuite", name=suite, tests=str(len(results)),
@@ -37,12 +46,12 @@ def write_junit(path: Path, suite: str, results: Sequence[ScenarioResult]) -> No
         tc = ET.SubElement(ts, "testcase", classname=f"{suite}.{r.backend}", name=r.name,
                            time=f"{r.duration:.3f}")
         if r.outcome is Outcome.FAIL:
-            ET.SubElement(tc, "failure", message=r.message[:500]).text = r.message
+            ET.SubElement(tc, "failure", message=_xml(r.message[:500])).text = _xml(r.message)
         elif r.outcome in (Outcome.ERROR, Outcome.CRASH, Outcome.TIMEOUT):
-            el = ET.SubElement(tc, "error", type=str(r.outcome), message=r.message[:500])
-            el.text = "\n\n".join([r.message, *(s["excerpt"] for s in r.splats)])
+            el = ET.SubElement(tc, "error", type=str(r.outcome), message=_xml(r.message[:500]))
+            el.text = _xml("\n\n".join([r.message, *(s["excerpt"] for s in r.splats)]))
         elif r.outcome is Outcome.SKIP:
-            ET.SubElement(tc, "skipped", message=r.message[:500])
+            ET.SubElement(tc, "skipped", message=_xml(r.message[:500]))
     ET.ElementTree(ts).write(path, encoding="utf-8", xml_declaration=True)
 
 
@@ -50,11 +59,17 @@ def ktap(suite: str, results: Sequence[ScenarioResult]) -> str:
     lines = ["KTAP version 1", f"# suite: {suite}", f"1..{len(results)}"]
     for i, r in enumerate(results, 1):
         ok = "ok" if r.outcome in (Outcome.PASS, Outcome.SKIP) else "not ok"
-        directive = f" # SKIP {r.message}" if r.outcome is Outcome.SKIP else ""
+        # Multi-line messages: only the first line goes on the result line, every
+        # other line becomes a "#" diagnostic, or the KTAP would not parse.
+        first, *rest = r.message.splitlines() or [""]
+        directive = f" # SKIP {first}" if r.outcome is Outcome.SKIP else ""
         if r.outcome not in (Outcome.PASS, Outcome.SKIP, Outcome.FAIL):
-            lines.append(f"# {r.name}: {r.outcome}: {r.message}")
+            lines.append(f"# {r.name}: {r.outcome}: {first}")
+            lines.extend(f"# {x}" for x in rest[:20])
         elif r.outcome is Outcome.FAIL:
             lines.extend(f"# {x}" for x in r.message.splitlines()[:20])
+        elif r.outcome is Outcome.SKIP:
+            lines.extend(f"# {x}" for x in rest[:20])
         lines.append(f"{ok} {i} {r.name}{directive}")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,77 @@
+"""harness.vmcmd: the virtme-ng command line, pure."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from harness.vmcmd import BASE_APPEND, VmSpec, guest_shell, vng_command
+
+
+def spec(**kw: object) -> VmSpec:
+    base: dict[str, object] = dict(
+        kernel=Path("/k/bzImage"), accel="kvm",
+        guest_command=("python3", "-m", "mnh_guest.run", "--results", "/r/out dir",
+                       "--scenario", "it's \"quoted\" $HOME `x`;rm -rf /"),
+        cwd=Path("/repo/guest-tests"), rwdirs=(Path("/r/out dir"), Path("/tmp/b")),
+        append=("mnh.extra=1",), qemu_opts=("-device virtio-rng-pci",),
+        stdout_file=Path("/r/out dir/runner.stdout"), stderr_file=Path("/r/runner's.stderr"),
+        env=(("PYTHONPATH", "/repo/guest tests"), ("MNH_X", "a'b")))
+    base.update(kw)
+    return VmSpec(**base)  # type: ignore[arg-type]
+
+
+def pairs(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == flag]
+
+
+def test_kvm_and_tcg() -> None:
+    assert "--disable-kvm" not in vng_command(spec(accel="kvm"))
+    assert "--disable-kvm" in vng_command(spec(accel="tcg"))
+
+
+def test_fixed_options() -> None:
+    cmd = vng_command(spec(cpus=4, memory="2G"), vng="/opt/vng")
+    assert cmd[0] == "/opt/vng"
+    assert pairs(cmd, "--run") == ["/k/bzImage"]
+    assert pairs(cmd, "--cpus") == ["4"]
+    assert pairs(cmd, "--memory") == ["2G"]
+    assert pairs(cmd, "--cwd") == ["/repo/guest-tests"]
+    assert "--verbose" in cmd
+    assert "--force-9p" in cmd
+    assert "--force-9p" not in vng_command(spec(force_9p=False))
+
+
+def test_rwdirs_appends_and_qemu_opts_each_get_their_flag() -> None:
+    cmd = vng_command(spec())
+    assert pairs(cmd, "--rwdir") == ["/r/out dir", "/tmp/b"]
+    assert pairs(cmd, "--append") == [*BASE_APPEND, "mnh.extra=1"]
+    assert {"panic=-1", "printk.devkmsg=on"} <= set(BASE_APPEND)
+    assert pairs(cmd, "--qemu-opts") == ["-device virtio-rng-pci"]
+    assert pairs(cmd, "--exec") == [guest_shell(spec())]
+    assert cmd[-2] == "--exec"
+
+
+def test_guest_shell_round_trips_through_a_shell_lexer() -> None:
+    s = spec()
+    words = shlex.split(guest_shell(s))
+    i = words.index("exec")
+    argv = words[i + 1:words.index(">")]
+    assert tuple(argv) == s.guest_command
+    assert words[words.index(">") + 1] == "/r/out dir/runner.stdout"
+    assert words[words.index("2>") + 1] == "/r/runner's.stderr"
+    assert words[:i] == ["export", "PYTHONPATH=/repo/guest tests;", "export", "MNH_X=a'b;"]
+
+
+def test_guest_shell_without_redirections_or_env() -> None:
+    s = spec(stdout_file=None, stderr_file=None, env=())
+    assert guest_shell(s) == "exec " + shlex.join(s.guest_command)
+    assert ">" not in shlex.split(guest_shell(s))
+
+
+@pytest.mark.parametrize("accel", ["kvm", "tcg"])
+def test_command_is_a_list_of_strings(accel: str) -> None:
+    cmd = vng_command(spec(accel=accel))
+    assert all(isinstance(a, str) for a in cmd)
