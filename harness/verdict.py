@@ -57,7 +57,8 @@ def assign(names: list[str], backend: str, verdicts: dict[str, dict[str, Any]],
     runner_line = next((m.line for m in markers if m.what == "runner start"), None)
     boot_splats = [s for s in splats if runner_line is None or s.line < runner_line]
     results: list[ScenarioResult] = []
-    stopped_in = ""
+    started = [m.scenario for m in markers if m.what == "start"]
+    stopped_in = started[-1] if started else ""
     for name in names:
         v = verdicts.get(name)
         w = windows.get(name)
@@ -78,7 +79,6 @@ def assign(names: list[str], backend: str, verdicts: dict[str, dict[str, Any]],
         elif v is not None:
             pass
         elif w is not None:
-            stopped_in = name
             if boot.timed_out in (f"scenario:{name}", "run"):
                 r.outcome = Outcome.TIMEOUT
                 limit = timeouts.scenario if boot.timed_out != "run" else timeouts.run
