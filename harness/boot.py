@@ -8,6 +8,7 @@ to its process group, then SIGKILL. Nothing here waits without a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -88,9 +89,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             return
         try:
             proc.wait(timeout=wait)
-            return
         except subprocess.TimeoutExpired:
             continue
+        # The leader is gone; what is left of its group (a child that ignored SIGTERM)
+        # would outlive the run: kill it too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
     log.warning("guest process group %d survived SIGKILL", proc.pid)
 
 
