@@ -43,8 +43,7 @@ def _describe(r: Any) -> str:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, encoding="utf-8", errors="replace") as f:
-        for i, line in enumerate(f, 1):
-            yield i, line
+        yield from enumerate(f, 1)
 
 
 def decode_log(path: Path, out: TextIO, layouts: tuple[decode.WatchLayout, ...] = ()) -> int:

@@ -9,7 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cache_root() -> Path:
-    """The harness's cache directory (``$MNH_CACHE_DIR`` or ``$XDG_CACHE_HOME/mount-notify-harness``)."""
+    """The cache: ``$MNH_CACHE_DIR``, else ``$XDG_CACHE_HOME/mount-notify-harness``."""
     override = os.environ.get("MNH_CACHE_DIR")
     if override:
         return Path(override)

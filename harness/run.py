@@ -8,7 +8,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class RunOptions:
     results: Path | None = None
     cpus: int | None = None           # default: 2 with KVM, 1 under TCG (see default_cpus)
     memory: str = "1G"
-    timeouts: Timeouts = Timeouts()
+    timeouts: Timeouts = field(default_factory=Timeouts)
     append: tuple[str, ...] = ()      # extra kernel command-line arguments
     guest_timeout: float = 60.0       # per scenario, enforced by the guest runner (0: none)
     guest_python: str = "python3"

@@ -144,7 +144,7 @@ def run_in_namespace(name: str, fn: Callable[[Context], None], backend: Backend,
         verdict = {"outcome": "skip", "message": str(exc)}
     except ScenarioFailed as exc:
         verdict = {"outcome": "fail", "message": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - any other error is the scenario's own bug
+    except Exception as exc:
         verdict = {"outcome": "error", "message": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()}
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from .. import sysc
@@ -27,7 +28,7 @@ def unmount(ctx: Context) -> None:
     for sub in ("x", "y"):
         d = os.path.join(a, sub)
         os.makedirs(d)
-        ctx.op(f"mount tmpfs on a/{sub}", lambda d=d: sysc.mount("t2", d, "tmpfs"))
+        ctx.op(f"mount tmpfs on a/{sub}", functools.partial(sysc.mount, "t2", d, "tmpfs"))
     ctx.op("lazy umount of the tree at a", lambda: sysc.umount2(a, sysc.MNT_DETACH))
 
 
@@ -48,7 +49,7 @@ def propagation(ctx: Context) -> None:
         target = os.path.join(base, f"b{i}")
         os.makedirs(target, exist_ok=True)
         ctx.op(f"bind shared onto shared/b{i}",
-               lambda t=target: sysc.mount(base, t, None, sysc.MS_BIND))
+               functools.partial(sysc.mount, base, target, None, sysc.MS_BIND))
     leaf = os.path.join(base, "leaf")
     os.makedirs(leaf, exist_ok=True)
     ctx.op("mount tmpfs on shared/leaf (propagates to every peer)",
