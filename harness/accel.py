@@ -10,6 +10,7 @@ cached per host (QEMU version, host kernel, CPU model), so it is paid once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,6 +76,10 @@ def probe_boot(kernel: Path, qemu: str = "qemu-system-x86_64",
             if ready:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
+                    # End of output comes a moment before the exit status: wait for it,
+                    # or an exiting QEMU would be reported as a hang.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout=max(0.0, timeout - (time.monotonic() - start)))
                     break
                 seen = (seen + chunk)[-65536:]
                 for marker in _BROKEN:
