@@ -78,20 +78,24 @@ def parse_mirror(text: str, deb822: bool) -> str | None:
                     k, v = line.split(":", 1)
                     fields[k.strip().lower()] = v.strip()
             suites = fields.get("suites", "").split()
+            components = fields.get("components", "").split()
             for uri in fields.get("uris", "").split():
-                if _is_main_archive(uri, suites):
+                if _is_main_archive(uri, suites, components):
                     return uri
         return None
     for line in text.splitlines():
         parts = re.sub(r"\[[^]]*\]", "", line).split()
-        if len(parts) >= 3 and parts[0] == "deb" and _is_main_archive(parts[1], parts[2:3]):
+        if (len(parts) >= 3 and parts[0] == "deb"
+                and _is_main_archive(parts[1], parts[2:3], parts[3:])):
             return parts[1]
     return None
 
 
-def _is_main_archive(uri: str, suites: list[str]) -> bool:
+def _is_main_archive(uri: str, suites: list[str], components: list[str]) -> bool:
+    # "main": third-party repositories also live under .../debian (Docker's
+    # https://download.docker.com/linux/debian has component "stable").
     return (uri.rstrip("/").endswith("/debian") and bool(suites)
-            and not any("security" in s for s in suites))
+            and not any("security" in s for s in suites) and "main" in components)
 
 
 def machine_mirror() -> str:
