@@ -129,4 +129,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("log", type=Path, help="scenario log, results directory, or raw buffer")
     p.add_argument("--raw", choices=("fanotify", "watch-queue"),
                    help="LOG is a raw buffer of records of this kind")
-    p.set_defaults(func=lambda a: main(a.log, a.raw))
+    # sys.stdout as it is at call time (main's default was bound at import time).
+    p.set_defaults(func=lambda a: main(a.log, a.raw, sys.stdout))
