@@ -7,6 +7,7 @@ README's "fresh machine" command and CI both go through ``doctor --install``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -75,6 +76,12 @@ def check(p: Prereq) -> Check:
     if p.kind == "file":
         ok = Path(p.target).exists()
         return Check(p, ok, p.target if ok else f"{p.target} missing")
+    if p.kind == "python":
+        try:
+            ok = importlib.util.find_spec(p.target) is not None
+        except ModuleNotFoundError:   # a parent package of a dotted name is missing
+            ok = False
+        return Check(p, ok, p.target if ok else f"Python module {p.target} not importable")
     raise ValueError(p.kind)
 
 
