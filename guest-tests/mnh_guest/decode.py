@@ -82,7 +82,7 @@ def _decode_uniform(buf: bytes) -> list[FanEvent | Problem] | None:
     if n == 0 or n % _MNT_EVENT_LEN or sys.byteorder != "little":
         return None
     mv = memoryview(buf)
-    words, quads = mv.cast("I"), mv.cast("Q")
+    words, quads, swords = mv.cast("I"), mv.cast("Q"), mv.cast("i")   # pid is signed
     step_w, step_q = _MNT_EVENT_LEN // 4, _MNT_EVENT_LEN // 8
     if (set(words[0::step_w].tolist()) != {_MNT_EVENT_LEN}
             or set(words[1::step_w].tolist()) != {_WORD1}
@@ -91,7 +91,7 @@ def _decode_uniform(buf: bytes) -> list[FanEvent | Problem] | None:
     count = n // _MNT_EVENT_LEN
     make = functools.partial(tuple.__new__, FanEvent)
     return list(map(make, zip(range(0, n, _MNT_EVENT_LEN), quads[1::step_q].tolist(),
-                              quads[4::step_q].tolist(), words[5::step_w].tolist(),
+                              quads[4::step_q].tolist(), swords[5::step_w].tolist(),
                               itertools.repeat(_MNT_EVENT_LEN, count),
                               itertools.repeat(buf, count), strict=True)))
 

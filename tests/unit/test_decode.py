@@ -230,3 +230,28 @@ def test_fuzz_never_raises_and_always_ends() -> None:
         out2 = decode_watch_queue(buf, LAYOUTS)
         assert all(isinstance(x, WatchRecord | Problem) for x in out2)
         assert len(out2) <= len(buf) // 8 + 1
+
+
+def test_fast_path_agrees_with_the_checking_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # decode_fanotify has a columnar fast path for buffers of standard 40-byte mount
+    # events; it must give exactly what the checking loop gives.
+    from mnh_guest import decode
+
+    rng = random.Random(7)
+    bufs = []
+    for _ in range(200):
+        bufs.append(b"".join(
+            fan_event(rng.choice([FAN_MNT_ATTACH, FAN_MNT_DETACH, FAN_MNT_ATTACH | FAN_MNT_DETACH,
+                                  rng.getrandbits(64)]),
+                      rng.getrandbits(64), pid=rng.randrange(-2**31, 2**31))
+            for _ in range(rng.randrange(1, 20))))
+
+    def view(out: list[FanEvent | Problem]) -> list[tuple[object, ...]]:
+        return [(e.offset, e.mask, e.mnt_id, e.pid, e.raw, e.kind) if isinstance(e, FanEvent)
+                else (e.offset, e.message) for e in out]
+
+    assert all(decode._decode_uniform(b) is not None for b in bufs)   # the fast path ran
+    fast = [view(decode_fanotify(b)) for b in bufs]
+    monkeypatch.setattr(decode, "_decode_uniform", lambda buf: None)
+    slow = [view(decode_fanotify(b)) for b in bufs]
+    assert fast == slow
