@@ -104,17 +104,16 @@ def find_markers(lines: list[str]) -> list[Marker]:
 
 
 def scenario_windows(markers: list[Marker], total: int) -> dict[str, tuple[int, int]]:
-    """Console line range [start, end) of each scenario that started."""
+    """Console line range [start, end) of each scenario that started.
+
+    A window runs to the next scenario's start marker (or the end of the log), not
+    to its own end marker: the kernel reports some problems after the fact (a
+    deferred mntput, an RCU callback, a hung-task scan), and such a splat belongs to
+    the scenario that ran last rather than to nobody.
+    """
+    starts = [m for m in markers if m.what == "start"]
     windows: dict[str, tuple[int, int]] = {}
-    open_name, open_line = "", -1
-    for mk in markers:
-        if mk.what == "start":
-            if open_name:
-                windows[open_name] = (open_line, mk.line)
-            open_name, open_line = mk.scenario, mk.line
-        elif mk.what == "end" and mk.scenario == open_name:
-            windows[open_name] = (open_line, mk.line + 1)
-            open_name = ""
-    if open_name:
-        windows[open_name] = (open_line, total)
+    for i, mk in enumerate(starts):
+        end = starts[i + 1].line if i + 1 < len(starts) else total
+        windows[mk.scenario] = (mk.line, end)
     return windows

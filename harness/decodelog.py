@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from mnh_guest import decode
 
+from . import abi
 from .errors import DecodeError
 
 
@@ -108,7 +109,7 @@ def main(target: Path, raw: str | None, out: TextIO = sys.stdout) -> int:
     if not target.exists():
         raise DecodeError(f"{target} does not exist. Give a scenario log (.jsonl), a results "
                           "directory, or a raw record buffer with --raw.")
-    layouts = ()
+    layouts = abi.layouts_near(target)
     if raw:
         problems = decode_raw(target, raw, out, layouts)
     elif target.is_dir():

@@ -326,9 +326,12 @@ def _depmod(root: Path, release: str) -> None:
 # --- resolving what the user asked for ---------------------------------------
 
 def resolve(spec: str) -> Kernel:
-    """``debian[:VERSION]``, a build artifact directory, a kernel tree, or an image file."""
+    """``debian[:VERSION]``, ``build[:SERIES]``, a build artifact directory, a kernel
+    tree, or an image file."""
     if spec == "debian" or spec.startswith("debian:"):
         return fetch_debian(spec.partition(":")[2] or None)
+    if spec == "build" or spec.startswith("build:"):
+        return build_kernel(spec.partition(":")[2] or None)
     p = Path(spec).expanduser()
     if not p.exists():
         raise KernelFetchError(
@@ -350,6 +353,17 @@ def resolve(spec: str) -> Kernel:
             f"{p} is a directory without a kernel image (no bzImage, "
             "arch/x86/boot/bzImage or kernel.json). Point --kernel at the image itself.")
     return Kernel(image=p.resolve(), release=_release_of(p), source="path")
+
+
+def build_kernel(series: str | None) -> Kernel:
+    """Build (or take from the cache) the patched kernel of ``series``."""
+    from .abi import DEFAULT_SERIES
+    from .build.pipeline import BuildRequest, build
+
+    art = build(BuildRequest(series=series or DEFAULT_SERIES))
+    return Kernel(image=art.bzimage, release=_release_of(art.bzimage), source="build",
+                  vmlinux=art.vmlinux if art.vmlinux.exists() else None,
+                  metadata=art.directory / "metadata.json")
 
 
 def _release_of(image: Path) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import mnh_guest
 from mnh_guest.scenarios import BY_NAME, default_names
 
-from . import accel, kernels, paths, report
+from . import abi, accel, kernels, paths, report
 from .boot import BootResult, Timeouts, supervise
 from .errors import BootError, LostVMError
 from .verdict import Outcome, ScenarioResult, assign
@@ -37,6 +37,7 @@ class RunOptions:
     append: tuple[str, ...] = ()      # extra kernel command-line arguments
     guest_timeout: float = 60.0       # per scenario, enforced by the guest runner (0: none)
     guest_python: str = "python3"
+    series: str | None = None         # watch-queue: whose [abi] (default: the kernel's own)
 
 
 @dataclass
@@ -116,6 +117,10 @@ def run(opts: RunOptions) -> RunResult:
     guest_out.mkdir()
     guest_cmd = [opts.guest_python, "-B", "-m", "mnh_guest.run", "--results", str(guest_out),
                  "--backend", opts.backend, "--timeout", str(opts.guest_timeout)]
+    if opts.backend == "watch-queue":
+        series = opts.series or abi.series_of_kernel(kernel.metadata) or abi.DEFAULT_SERIES
+        (guest_out / "abi.json").write_text(json.dumps(abi.load(series), indent=2) + "\n")
+        guest_cmd += ["--abi", str(guest_out / "abi.json")]
     for n in names:
         guest_cmd += ["--scenario", n]
     spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
@@ -198,7 +203,7 @@ def _main(a: argparse.Namespace) -> int:
                         "debian[:VERSION].")
     opts = RunOptions(kernel=a.kernel, backend=a.backend, scenarios=tuple(a.scenario),
                       results=a.results, cpus=a.cpus, memory=a.memory,
-                      append=tuple(a.append),
+                      append=tuple(a.append), series=a.series,
                       timeouts=Timeouts(boot=a.boot_timeout, scenario=a.scenario_timeout,
                                         run=a.run_timeout),
                       guest_timeout=a.guest_timeout)
@@ -213,7 +218,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "timeout; 2 an infrastructure error; 4 some scenarios were skipped.")
     p.add_argument("--kernel", help="image path, build artifact dir, kernel tree, or "
                    "debian[:VERSION]")
-    p.add_argument("--backend", default="fanotify", choices=("fanotify",))
+    p.add_argument("--backend", default="fanotify", choices=("fanotify", "watch-queue"))
+    p.add_argument("--series", help="watch-queue: the series whose ABI the kernel has "
+                   "(default: the one the kernel was built with)")
     p.add_argument("--scenario", action="append", default=[], metavar="NAME",
                    help="run only this scenario (repeatable); default: all of the backend")
     p.add_argument("--results", type=Path, help="results directory (default: in the cache)")

@@ -30,11 +30,12 @@ class ScenarioFailed(Exception):
 class Backend(Protocol):
     name: str
 
-    def open(self) -> None: ...
+    def open(self, workspace: str | None = None) -> None: ...
     def close(self) -> None: ...
     def drain(self, deadline: float, want: int) -> tuple[bytes, list[dict[str, Any]]]: ...
-    def expected(self, before: dict[int, mounts.Mount],
-                 after: dict[int, mounts.Mount]) -> list[dict[str, Any]]: ...
+    def expected(self, before: dict[int, mounts.Mount], after: dict[int, mounts.Mount],
+                 hints: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def take_problems(self) -> list[str]: ...
     def key(self, record: dict[str, Any]) -> tuple[Any, ...]: ...
     def identity(self, record: dict[str, Any]) -> Any: ...
 
@@ -71,6 +72,7 @@ class Context:
         self.failures: list[str] = []
         self.seq = 0
         self.events = 0
+        self.last_records: list[dict[str, Any]] = []
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.workspace, *parts)
@@ -80,8 +82,13 @@ class Context:
         os.makedirs(p, exist_ok=True)
         return p
 
-    def op(self, label: str, fn: Callable[[], Any], *, expect_errno: int | None = None) -> Any:
-        """Run one operation and check what the backend reported against the oracle."""
+    def op(self, label: str, fn: Callable[[], Any], *, expect_errno: int | None = None,
+           hints: dict[str, Any] | None = None) -> Any:
+        """Run one operation and check what the backend reported against the oracle.
+
+        ``hints`` tell the oracle what the mount table cannot: e.g. ``recursive_root``
+        (the unique id a recursive attribute change was applied to).
+        """
         self.seq += 1
         before = mounts.snapshot()
         result: Any = None
@@ -95,11 +102,13 @@ class Context:
                                error=str(exc), before=_table(before))
                 raise ScenarioFailed(f"{label}: unexpected error {exc}") from exc
         after = mounts.snapshot()
-        expected = self.backend.expected(before, after)
+        expected = self.backend.expected(before, after, hints or {})
         raw, received = self.backend.drain(time.monotonic() + self.drain_timeout,
                                            len(expected))
         self.events += sum(1 for r in received if r.get("kind") != "decode-error")
+        self.last_records = received
         diff = oracle.compare(expected, received, self.backend.key, self.backend.identity)
+        diff["counters"] = self.backend.take_problems()
         ok = not any(diff.values())
         if expect_errno is not None and err != expect_errno:
             ok = False
@@ -134,7 +143,7 @@ def run_in_namespace(name: str, fn: Callable[[Context], None], backend: Backend,
         sysc.mount("mnh-ws", workspace, "tmpfs", 0, "mode=0755")
         log.write("header", scenario=name, backend=backend.name, kernel=os.uname().release,
                   mountinfo=mounts.mountinfo(), mounts=_table(mounts.snapshot()))
-        backend.open()
+        backend.open(workspace)
         ctx = Context(name, backend, log, workspace)
         fn(ctx)
         if ctx.failures:

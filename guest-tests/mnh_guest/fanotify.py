@@ -29,7 +29,7 @@ class FanotifyBackend:
         self.fd = -1
         self.raw_log: list[bytes] = []
 
-    def open(self) -> None:
+    def open(self, workspace: str | None = None) -> None:
         try:
             self.fd = sysc.syscall("fanotify_init",
                                    FAN_CLASS_NOTIF | FAN_REPORT_MNT | FAN_NONBLOCK | FAN_CLOEXEC,
@@ -77,7 +77,12 @@ class FanotifyBackend:
         return raw, [r.to_json() for r in decode.decode_fanotify(raw)]
 
     @staticmethod
-    def expected(before: dict[int, Mount], after: dict[int, Mount]) -> list[dict[str, Any]]:
+    def take_problems() -> list[str]:
+        return []
+
+    @staticmethod
+    def expected(before: dict[int, Mount], after: dict[int, Mount],
+                 hints: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """The oracle: the events a topology change must produce, derived from the diff."""
         exp: list[dict[str, Any]] = []
         for mid in sorted(after.keys() - before.keys()):

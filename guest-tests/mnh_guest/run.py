@@ -17,10 +17,10 @@ import sys
 import time
 from typing import Any
 
-from . import context, fanotify
+from . import context, fanotify, watchqueue
 from .scenarios import BY_NAME, default_names
 
-BACKENDS = {"fanotify": fanotify.FanotifyBackend}
+BACKENDS = ("fanotify", "watch-queue")
 MARKER = "mnh:"
 
 
@@ -45,7 +45,16 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def run_one(name: str, backend_name: str, outdir: str, timeout: float) -> dict[str, Any]:
+def make_backend(name: str, abi: dict[str, Any] | None) -> context.Backend:
+    if name == "fanotify":
+        return fanotify.FanotifyBackend()
+    if abi is None:
+        raise SystemExit("the watch-queue backend needs --abi (the series' [abi] as JSON)")
+    return watchqueue.WatchQueueBackend(abi)
+
+
+def run_one(name: str, backend_name: str, outdir: str, timeout: float,
+            abi: dict[str, Any] | None = None) -> dict[str, Any]:
     scenario = BY_NAME[name]
     log_path = os.path.join(outdir, f"{name}.jsonl")
     verdict_path = os.path.join(outdir, f"{name}.verdict.json")
@@ -55,8 +64,8 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float) -> dict[s
     if pid == 0:  # child
         code = 0
         try:
-            verdict = context.run_in_namespace(name, scenario.func, BACKENDS[backend_name](),
-                                               log_path)
+            verdict = context.run_in_namespace(name, scenario.func,
+                                               make_backend(backend_name, abi), log_path)
             write_json(verdict_path, {"scenario": name, "backend": backend_name, **verdict})
         except BaseException:
             code = 3
@@ -93,7 +102,8 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mnh_guest.run")
     p.add_argument("--results", required=True)
-    p.add_argument("--backend", default="fanotify", choices=sorted(BACKENDS))
+    p.add_argument("--backend", default="fanotify", choices=BACKENDS)
+    p.add_argument("--abi", help="JSON file with the series' [abi] table (watch-queue)")
     p.add_argument("--scenario", action="append", default=[])
     p.add_argument("--timeout", type=float, default=60.0,
                    help="per-scenario timeout in seconds (0: none; the host's watchdog acts)")
@@ -103,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
+    abi = watchqueue.load_abi(args.abi) if args.abi else None
     outdir = os.path.join(args.results, "scenarios")
     os.makedirs(outdir, exist_ok=True)
     write_json(os.path.join(args.results, "runner.json"),
@@ -111,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     kmsg("runner start")
     failed = 0
     for name in names:
-        verdict = run_one(name, args.backend, outdir, args.timeout)
+        verdict = run_one(name, args.backend, outdir, args.timeout, abi)
         failed += verdict["outcome"] not in ("pass", "skip")
     kmsg("runner done")
     return 1 if failed else 0

@@ -16,7 +16,8 @@ from harness.verdict import Outcome
 
 pytestmark = pytest.mark.vm
 
-SCENARIOS = ("mount", "unmount", "move", "propagation", "fsmount")
+SCENARIOS = ("mount", "unmount", "move", "propagation", "fsmount", "namespaces", "remount-ro",
+             "setattr")
 
 
 def test_every_scenario_passes(fanotify_suite: RunResult) -> None:
@@ -96,3 +97,20 @@ def test_fsmount(fanotify_suite: RunResult) -> None:
     assert op.records[0]["mnt_id"] not in op.before
     assert op.records[0]["mnt_id"] in op.after
     assert_events(log.op("umount new"), ["DETACH"])
+
+
+def test_other_namespace_is_silent(fanotify_suite: RunResult) -> None:
+    log = scenario_log(fanotify_suite, "namespaces")
+    assert_events(log.op("mount tmpfs on x in another"), [])
+    assert_events(log.op("mount tmpfs on x here"), ["ATTACH"])
+
+
+def test_attribute_changes_are_silent_upstream(fanotify_suite: RunResult) -> None:
+    """Upstream fanotify has no read-only or attribute events: the oracle expects none."""
+    for name in ("remount-ro", "setattr"):
+        log = scenario_log(fanotify_suite, name)
+        attr_ops = [o for o in log.ops if "remount" in o.label or "setattr" in o.label]
+        assert attr_ops, name
+        for op in attr_ops:
+            assert_events(op, [])
+        assert all(c["ok"] for c in log.checks), log.checks

@@ -11,7 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import Context
-from . import selftest, topology
+from . import attrs, queue, selftest, topology
+
+BOTH = ("fanotify", "watch-queue")
+WQ = ("watch-queue",)
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,33 @@ class Scenario:
 
 
 TABLE: tuple[Scenario, ...] = (
-    Scenario("mount", topology.mount, ("fanotify",), "tmpfs and bind mounts attach"),
-    Scenario("unmount", topology.unmount, ("fanotify",), "plain and lazy unmounts detach"),
-    Scenario("move", topology.move, ("fanotify",), "MS_MOVE and move_mount: one move event"),
-    Scenario("propagation", topology.propagation, ("fanotify",),
+    Scenario("basic", queue.basic, WQ,
+             "one NEW_MOUNT whose ids match mountinfo and whose watch id is ours"),
+    Scenario("mount", topology.mount, BOTH, "tmpfs, bind and recursive bind mounts"),
+    Scenario("unmount", topology.unmount, BOTH, "plain and lazy unmounts"),
+    Scenario("move", topology.move, BOTH, "MS_MOVE and move_mount(2)"),
+    Scenario("propagation", topology.propagation, BOTH,
              "a shared mount bound several times: one event per propagated copy"),
-    Scenario("fsmount", topology.fsmount, ("fanotify",),
-             "fsopen/fsmount/move_mount attaches a new mount"),
-    Scenario("selftest-panic", selftest.panic, ("fanotify",),
+    Scenario("fsmount", topology.fsmount, BOTH, "fsopen/fsmount/move_mount attaches a mount"),
+    Scenario("namespaces", topology.namespaces, BOTH,
+             "a mount in another mount namespace is not reported here"),
+    Scenario("remount-ro", attrs.remount_ro, BOTH,
+             "read-only and back via mount(2), mount_setattr(2), and AT_RECURSIVE"),
+    Scenario("setattr", attrs.setattr, BOTH,
+             "nosuid/nodev/noexec/noatime on and off: never claims IS_NOW_RO"),
+    Scenario("bad-input", queue.bad_input, WQ,
+             "watch_mount rejects bad flags, ids, fds and paths with the right errno"),
+    Scenario("overrun", queue.overrun, WQ,
+             "a 1-note queue overruns: LOSS record, then a resync from the mount table"),
+    Scenario("filters", queue.filters, WQ,
+             "two watches on one queue, a subtype filter, removing a watch with id -1"),
+    Scenario("keys", queue.keys, WQ, "key notifications still work (core regression guard)"),
+    Scenario("selftest-panic", selftest.panic, BOTH,
              "triggers a kernel panic with sysrq 'c' (proves crash detection)", selftest=True),
-    Scenario("selftest-hang", selftest.hang, ("fanotify",),
+    Scenario("selftest-hang", selftest.hang, BOTH,
              "sleeps forever (proves timeouts)", selftest=True),
-    Scenario("selftest-fail", selftest.fail, ("fanotify",),
-             "expects an event that never comes (proves the fail path)", selftest=True),
+    Scenario("selftest-fail", selftest.fail, BOTH,
+             "a check that fails (proves the fail path)", selftest=True),
 )
 
 BY_NAME = {s.name: s for s in TABLE}

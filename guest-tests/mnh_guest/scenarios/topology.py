@@ -73,3 +73,26 @@ def fsmount(ctx: Context) -> None:
 
     ctx.op("fsopen/fsmount/move_mount tmpfs onto new", attach)
     ctx.op("umount new", lambda: sysc.umount2(target))
+
+
+def namespaces(ctx: Context) -> None:
+    """A mount in another mount namespace is not reported to a watch in this one."""
+    x = ctx.mkdir("x")
+
+    def mount_elsewhere() -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                sysc.unshare(sysc.CLONE_NEWNS)
+                sysc.mount(None, "/", None, sysc.MS_REC | sysc.MS_PRIVATE)
+                sysc.mount("other-ns", x, "tmpfs")
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise OSError(0, "the mount in the other namespace failed")
+
+    ctx.op("mount tmpfs on x in another mount namespace", mount_elsewhere)
+    ctx.op("mount tmpfs on x here", lambda: sysc.mount("here", x, "tmpfs"))
