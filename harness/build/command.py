@@ -1,0 +1,47 @@
+"""``harness build``: parse the command line into a BuildRequest and run the pipeline.
+
+Prints the artifact directory (bzImage, vmlinux, config, build.log, metadata.json) on
+stdout, so ``harness run --kernel "$(harness build ...)"`` composes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import kconfig, pipeline
+from .pipeline import BuildRequest
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "build", help="build a patched kernel; prints its artifact directory",
+        description="Build a kernel (Debian's linux-source, or --tree) with a patch series "
+        "and Kconfig fragments; same inputs reuse the cached artifact.")
+    p.add_argument("--series", metavar="NAME|PATH",
+                   help="a series under patches/, or a directory of patches / an mbox file")
+    p.add_argument("--tree", metavar="PATH", type=Path,
+                   help="a clean kernel git tree to build instead of Debian's linux-source")
+    p.add_argument("--config", metavar="FRAGMENT", action="append", dest="configs",
+                   help="a fragment name in kernel-config/ (debug -> debug.config) or a path; "
+                   f"repeatable, later ones override (default: "
+                   f"{' '.join(kconfig.DEFAULT_FRAGMENTS)})")
+    p.add_argument("--jobs", "-j", type=int, metavar="N", help="make -jN (default: nproc)")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild even if a cached artifact exists")
+    p.add_argument("--no-ccache", dest="ccache", action="store_false",
+                   help="compile without ccache")
+    p.set_defaults(func=main)
+
+
+def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    """The frozen request for the library; the Namespace stops here."""
+    return BuildRequest(series=args.series, tree=args.tree,
+                        configs=tuple(args.configs or kconfig.DEFAULT_FRAGMENTS),
+                        jobs=args.jobs, force=args.force, ccache=args.ccache)
+
+
+def main(args: argparse.Namespace) -> int:
+    built = pipeline.build(request_from_args(args))
+    print(built.directory)
+    return 0

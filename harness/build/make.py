@@ -1,0 +1,219 @@
+"""The compile step: ``make bzImage`` out of tree, with ccache, niced, logged.
+
+The command line is built by pure functions (lists, never shell strings); :func:`build`
+runs it in its own process group, writes every line to the build log, shows a one-line
+counter on stderr when stderr is a terminal, and on failure raises BuildError with the
+first compiler errors (``file:line: error: ...``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .. import paths
+from ..errors import BuildError, PrerequisiteError
+from .proc import run
+
+log = logging.getLogger("harness")
+
+TARGETS = ("bzImage",)  # vmlinux is a by-product
+BZIMAGE = Path("arch/x86/boot/bzImage")
+NICE = 10  # the machine is shared with VMs booting
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ERROR = re.compile(r"^(\S+?):(\d+)(?::\d+)?: (?:fatal )?error: ")
+_OTHER_ERROR = re.compile(r"(^make(\[\d+\])?: \*\*\* .*)|(undefined reference to)|"
+                          r"(^ld: .*)|(^ERROR: .*)")
+_KBUILD_STEP = re.compile(r"^\s{2}([A-Z][A-Z0-9_]*)\s+(\S.*)$")
+
+
+@dataclass(frozen=True)
+class MakeSettings:
+    srctree: Path
+    objdir: Path
+    jobs: int
+    ccache: bool = True
+    nice: int = NICE
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def make_prefix(s: MakeSettings) -> list[str]:
+    """``[nice -n N] make -C SRC O=OBJ -jN CC=...``: everything but the targets."""
+    cmd: list[str] = ["nice", "-n", str(s.nice)] if s.nice else []
+    cmd += ["make", "-C", str(s.srctree), f"O={s.objdir}", f"-j{s.jobs}"]
+    if s.ccache:
+        cmd.append("CC=ccache gcc")
+    # Keep the build host out of the artifact (uname -v, /proc/version).
+    cmd += ["KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness"]
+    return cmd
+
+
+def make_command(s: MakeSettings, targets: Sequence[str] = TARGETS) -> list[str]:
+    return [*make_prefix(s), *targets]
+
+
+def make_env(ccache_dir: Path | None) -> dict[str, str]:
+    """Environment additions for make: ccache's directory; no colour in diagnostics."""
+    env = {"GCC_COLORS": "", "LC_ALL": "C"}
+    if ccache_dir is not None:
+        env["CCACHE_DIR"] = str(ccache_dir)
+        # Work trees are laid out as .../<series>/src and .../<series>/obj/<config>, so
+        # with paths made relative to the cache root, the compiler command lines of two
+        # series (or two configs) are the same and share cache entries.  NOHASHDIR: with
+        # -g ccache would otherwise hash the object directory itself (the cost: DWARF's
+        # comp_dir may name the object directory of the build that filled the entry).
+        env["CCACHE_BASEDIR"] = str(paths.cache_root())
+        env["CCACHE_NOHASHDIR"] = "1"
+    return env
+
+
+# --- ccache statistics ---------------------------------------------------------------
+
+def parse_ccache_stats(text: str) -> dict[str, int]:
+    """``ccache --print-stats`` output (``name<TAB>value`` lines) as a dict."""
+    stats = {}
+    for line in text.splitlines():
+        name, _, value = line.partition("\t")
+        if value.strip().isdigit():
+            stats[name.strip()] = int(value)
+    return stats
+
+
+def hit_rate(before: Mapping[str, int], after: Mapping[str, int]) -> float | None:
+    """Cache hits / compilations between two ``--print-stats`` snapshots; None if nothing
+    was compiled."""
+    def delta(*names: str) -> int:
+        return sum(after.get(n, 0) - before.get(n, 0) for n in names)
+    hits = delta("direct_cache_hit", "preprocessed_cache_hit")
+    misses = delta("cache_miss")
+    return hits / (hits + misses) if hits + misses else None
+
+
+def ccache_stats(ccache_dir: Path) -> dict[str, int]:
+    proc = run(["ccache", "--print-stats"], env={"CCACHE_DIR": str(ccache_dir)}, check=False)
+    return parse_ccache_stats(proc.stdout) if proc.returncode == 0 else {}
+
+
+# --- errors --------------------------------------------------------------------------
+
+def first_errors(log_text: str, limit: int = 5) -> list[str]:
+    """The first compiler errors (``file:line[:col]: error: ...``) in a build log; failing
+    that, the first make/linker error lines."""
+    lines = [_ANSI.sub("", line) for line in log_text.splitlines()]
+    errors = [line for line in lines if _ERROR.match(line)]
+    if not errors:
+        errors = [line for line in lines if _OTHER_ERROR.search(line)]
+    return errors[:limit]
+
+
+# --- progress ------------------------------------------------------------------------
+
+class Progress:
+    """One line on stderr, ``[  123] CC fs/namespace.o``, rewritten in place; silent when
+    stderr is not a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.count = 0
+
+    def line(self, text: str) -> None:
+        m = _KBUILD_STEP.match(text)
+        if not m:
+            return
+        self.count += 1
+        if self.enabled:
+            width = shutil.get_terminal_size().columns - 1
+            status = f"[{self.count:5d}] {m.group(1)} {m.group(2)}"
+            self.stream.write("\r" + status[:width].ljust(width))
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.count:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+# --- running -------------------------------------------------------------------------
+
+def check_prerequisites(ccache: bool) -> None:
+    tools = ["make", "gcc", "flex", "bison", "bc", *(["ccache"] if ccache else [])]
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise PrerequisiteError(
+            f"Missing build tools: {', '.join(missing)}; install them (Debian: apt-get "
+            "install build-essential flex bison bc libelf-dev libssl-dev ccache).")
+
+
+def run_logged(cmd: Sequence[str], log_path: Path, env: Mapping[str, str],
+               progress: Progress | None = None) -> int:
+    """Run ``cmd`` in its own process group, appending its output to ``log_path``; return
+    its exit status.  Interrupting the harness stops the whole make tree."""
+    log.info("make: %s", " ".join(cmd))
+    with log_path.open("a") as logfile:
+        logfile.write("$ " + " ".join(cmd) + "\n")
+        logfile.flush()
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env}, text=True, errors="replace",
+                                start_new_session=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                logfile.write(line)
+                if progress is not None:
+                    progress.line(line.rstrip("\n"))
+            return proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    bzimage: Path
+    vmlinux: Path
+    ccache_hit_rate: float | None
+
+
+def build(settings: MakeSettings, log_path: Path, *, keep_on_failure: Path) -> CompileResult:
+    """Build bzImage (and vmlinux) in ``settings.objdir``; raise BuildError on failure,
+    with the log copied to ``keep_on_failure``."""
+    check_prerequisites(settings.ccache)
+    ccache_dir = paths.cache_dir("ccache") if settings.ccache else None
+    before = ccache_stats(ccache_dir) if ccache_dir else {}
+    status = run_logged(make_command(settings), log_path, make_env(ccache_dir), Progress())
+    after = ccache_stats(ccache_dir) if ccache_dir else {}
+    if status != 0:
+        keep_on_failure.mkdir(parents=True, exist_ok=True)
+        kept = keep_on_failure / "build.log"
+        shutil.copyfile(log_path, kept)
+        config = settings.objdir / ".config"
+        if config.exists():
+            shutil.copyfile(config, keep_on_failure / "config")
+        errors = first_errors(kept.read_text(errors="replace"))
+        shown = "\n  ".join(errors) if errors else "(no compiler error found; see the log)"
+        raise BuildError(
+            f"The kernel build failed (make exited with {status}). First errors:\n  {shown}\n"
+            "Fix the patch or fragment that causes it and run `harness build` again; the "
+            "object directory is kept, so the next build only redoes what changed.",
+            artifacts=keep_on_failure)
+    return CompileResult(bzimage=settings.objdir / BZIMAGE,
+                         vmlinux=settings.objdir / "vmlinux",
+                         ccache_hit_rate=hit_rate(before, after))

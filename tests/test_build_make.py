@@ -1,0 +1,89 @@
+"""The compile step's pure parts: command lines, ccache statistics, errors, progress."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from harness.build import make
+from harness.build.make import MakeSettings
+
+S = MakeSettings(srctree=Path("/src"), objdir=Path("/obj"), jobs=2)
+
+
+def test_make_command_is_a_list_with_nice_ccache_and_o() -> None:
+    assert make.make_command(S) == [
+        "nice", "-n", "10", "make", "-C", "/src", "O=/obj", "-j2", "CC=ccache gcc",
+        "KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness", "bzImage"]
+
+
+def test_make_command_without_ccache_or_nice() -> None:
+    s = MakeSettings(srctree=Path("/src"), objdir=Path("/obj"), jobs=8, ccache=False, nice=0)
+    cmd = make.make_command(s, ["vmlinux"])
+    assert cmd[:4] == ["make", "-C", "/src", "O=/obj"] and cmd[-1] == "vmlinux"
+    assert not any(a.startswith("CC=") for a in cmd)
+
+
+def test_make_env() -> None:
+    env = make.make_env(Path("/cache/ccache"))
+    assert env["CCACHE_DIR"] == "/cache/ccache" and env["GCC_COLORS"] == ""
+    assert "CCACHE_DIR" not in make.make_env(None)
+
+
+STATS = ("cache_miss\t10\ndirect_cache_hit\t30\npreprocessed_cache_hit\t5\n"
+         "stats_updated_timestamp\t1\n")
+
+
+def test_ccache_stats_and_hit_rate() -> None:
+    before = make.parse_ccache_stats(STATS)
+    assert before["cache_miss"] == 10 and before["direct_cache_hit"] == 30
+    after = {**before, "cache_miss": 11, "direct_cache_hit": 39}
+    assert make.hit_rate(before, after) == 0.9
+    assert make.hit_rate(before, before) is None
+
+
+LOG = """\
+  CC      fs/namespace.o
+\x1b[01m\x1b[Kfs/namespace.c:\x1b[m\x1b[K In function 'do_mount':
+\x1b[01m\x1b[K/w/src/fs/namespace.c:4012:9:\x1b[m\x1b[K \
+\x1b[01;31m\x1b[Kerror: \x1b[m\x1b[Kexpected ';'
+fs/pnode.c:12: error: unknown type name 'foo'
+make[3]: *** [scripts/Makefile.build:229: fs/namespace.o] Error 1
+"""
+
+
+def test_first_errors_strips_colour_and_keeps_file_line() -> None:
+    assert make.first_errors(LOG) == [
+        "/w/src/fs/namespace.c:4012:9: error: expected ';'",
+        "fs/pnode.c:12: error: unknown type name 'foo'"]
+
+
+def test_first_errors_falls_back_to_linker_and_make() -> None:
+    log = "  LD      vmlinux\nld: fs/a.o: undefined reference to `b'\nmake: *** [x] Error 2\n"
+    assert make.first_errors(log) == ["ld: fs/a.o: undefined reference to `b'",
+                                      "make: *** [x] Error 2"]
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_silent_without_tty() -> None:
+    out = io.StringIO()
+    p = make.Progress(out)
+    p.line("  CC      fs/namespace.o")
+    p.line("fs/namespace.c: warning")
+    p.close()
+    assert p.count == 1 and out.getvalue() == ""
+
+
+def test_progress_on_tty() -> None:
+    out = Tty()
+    p = make.Progress(out)
+    p.line("  CC      fs/namespace.o")
+    p.line("  LD      vmlinux")
+    p.close()
+    text = out.getvalue()
+    assert "[    1] CC fs/namespace.o" in text and "[    2] LD vmlinux" in text
+    assert text.startswith("\r") and text.endswith("\r\x1b[K")

@@ -1,0 +1,198 @@
+"""The whole build stage against tests/fakelinux: real git, real make, no kernel."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.build import pipeline, source
+from harness.build.pipeline import BuildRequest
+from harness.build.proc import GIT_IDENTITY
+from harness.errors import BuildError, ConfigError, HarnessError, PatchError
+
+FAKELINUX = Path(__file__).parent / "fakelinux"
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), **GIT_IDENTITY}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, text=True,
+                          capture_output=True, env=env).stdout
+
+
+@pytest.fixture()
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed copy of the fake kernel tree, and an empty harness cache."""
+    monkeypatch.setenv("MNH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FAKELINUX_FAIL", raising=False)
+    t = tmp_path / "linux"
+    shutil.copytree(FAKELINUX, t, ignore=shutil.ignore_patterns("__pycache__"))
+    git(t, "init", "-q")
+    git(t, "add", "-A")
+    git(t, "commit", "-q", "-m", "fake linux")
+    return t
+
+
+@pytest.fixture()
+def fragment(tmp_path: Path) -> Path:
+    f = tmp_path / "fake.config"
+    f.write_text("# fragment for fakelinux\nCONFIG_64BIT=y\nCONFIG_WATCH_QUEUE=y\n"
+                 "CONFIG_KEYS=y\nCONFIG_KEY_NOTIFICATIONS=y\n")
+    return f
+
+
+def request(tree: Path, *configs: Path, **kw: object) -> BuildRequest:
+    return BuildRequest(tree=tree, configs=tuple(str(c) for c in configs), jobs=2,
+                        **kw)  # type: ignore[arg-type]
+
+
+def builds(objdir: str) -> int:
+    log = Path(objdir) / "fake-builds.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_build_then_cached(tree: Path, fragment: Path) -> None:
+    art = pipeline.build(request(tree, fragment))
+    for name in ("bzImage", "vmlinux", "config", "build.log", "metadata.json"):
+        assert (art.directory / name).is_file(), name
+    meta = json.loads((art.directory / "metadata.json").read_text())
+    assert meta["base"] == "git:" + git(tree, "rev-parse", "HEAD").strip()
+    assert meta["series"] is None and meta["digest"] == art.directory.name
+    assert meta["reproducer"] == f"harness build --tree {tree} --config {fragment}"
+    assert "CONFIG_KEY_NOTIFICATIONS=y" in art.config.read_text()
+    assert "  CC      fs/namespace.o" in art.log.read_text()
+    assert builds(meta["objdir"]) == 1
+    assert not (tree / ".config").exists(), "built in the source tree, not O="
+
+    started = time.monotonic()
+    again = pipeline.build(request(tree, fragment))
+    assert time.monotonic() - started < 5
+    assert again.directory == art.directory and builds(meta["objdir"]) == 1
+
+    forced = pipeline.build(request(tree, fragment, force=True))
+    assert forced.directory == art.directory and builds(meta["objdir"]) == 2
+
+
+def test_config_change_is_a_new_artifact(tree: Path, fragment: Path, tmp_path: Path) -> None:
+    first = pipeline.build(request(tree, fragment))
+    extra = tmp_path / "extra.config"
+    extra.write_text("CONFIG_SECURITY=y\n")
+    second = pipeline.build(request(tree, fragment, extra))
+    assert second.directory != first.directory
+    assert "CONFIG_SECURITY=y" in second.config.read_text()
+
+
+def test_dropped_option_names_symbol_and_dependency(tree: Path, tmp_path: Path) -> None:
+    f = tmp_path / "bad.config"
+    f.write_text("CONFIG_KEYS=y\nCONFIG_KEY_NOTIFICATIONS=y\nCONFIG_NFS_FS=y\n")
+    with pytest.raises(ConfigError) as info:
+        pipeline.build(request(tree, f))
+    message = str(info.value)
+    assert "CONFIG_KEY_NOTIFICATIONS (wanted =y, got not set): unmet dependency " \
+           "WATCH_QUEUE [WATCH_QUEUE=n]" in message
+    assert "CONFIG_NFS_FS (wanted =y, got not set): unmet dependency NET [NET=n]" in message
+    assert not list((tmp_path / "cache" / "builds").glob("*"))
+
+
+def test_compile_error_names_file_line_and_keeps_log(
+        tree: Path, fragment: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKELINUX_FAIL", "compile")
+    with pytest.raises(BuildError) as info:
+        pipeline.build(request(tree, fragment))
+    err = info.value
+    assert "fs/namespace.c:6:17: error: expected ';'" in str(err)
+    assert err.artifacts is not None and err.artifacts.name.startswith("failed-")
+    assert "error: expected ';'" in (err.artifacts / "build.log").read_text()
+    published = [p for p in (tmp_path / "cache" / "builds").iterdir()
+                 if not p.name.startswith("failed-")]
+    assert published == [], "a failed build must not leave an artifact"
+
+    monkeypatch.setenv("FAKELINUX_FAIL", "link")
+    with pytest.raises(BuildError, match="undefined reference to `do_umount'"):
+        pipeline.build(request(tree, fragment))
+
+    monkeypatch.delenv("FAKELINUX_FAIL")
+    assert pipeline.build(request(tree, fragment)).bzimage.is_file()
+
+
+def make_series(tree: Path, tmp_path: Path, new_line: str) -> Path:
+    """A one-patch format-patch series against the tree's HEAD."""
+    ns = tree / "fs" / "namespace.c"
+    ns.write_text(ns.read_text().replace("return 0;", new_line))
+    git(tree, "commit", "-q", "-am", "fs: change do_mount")
+    out = tmp_path / "series"
+    shutil.rmtree(out, ignore_errors=True)
+    git(tree, "format-patch", "-q", "-o", str(out), "HEAD~1..HEAD")
+    git(tree, "reset", "-q", "--hard", "HEAD~1")
+    return out
+
+
+def test_series_is_applied_in_a_work_tree(tree: Path, fragment: Path,
+                                          tmp_path: Path) -> None:
+    series = make_series(tree, tmp_path, "return 42;")
+    req = BuildRequest(tree=tree, series=str(series), configs=(str(fragment),), jobs=2)
+    art = pipeline.build(req)
+    assert "return 42;" in art.vmlinux.read_text()
+    assert "return 42;" not in (tree / "fs" / "namespace.c").read_text(), \
+        "the user's tree must stay untouched"
+    meta = art.metadata
+    assert meta["series"]["name"] == "series" and meta["series"]["applied_now"] == [
+        "0001-fs-change-do_mount.patch"]
+    assert pipeline.build(req).directory == art.directory
+
+    # Editing the patch gives a new artifact, built in the same work tree.
+    p = next(series.glob("*.patch"))
+    p.write_text(p.read_text().replace("return 42;", "return 43;"))
+    second = pipeline.build(req)
+    assert second.directory != art.directory and "return 43;" in second.vmlinux.read_text()
+    assert second.metadata["srctree"] == meta["srctree"]
+
+
+def test_series_that_does_not_apply(tree: Path, fragment: Path, tmp_path: Path) -> None:
+    series = make_series(tree, tmp_path, "return 42;")
+    ns = tree / "fs" / "namespace.c"
+    ns.write_text(ns.read_text().replace("return 0;", "return -1;"))
+    git(tree, "commit", "-q", "-am", "diverge")
+    req = BuildRequest(tree=tree, series=str(series), configs=(str(fragment),), jobs=2)
+    with pytest.raises(PatchError, match=r"0001-fs-change-do_mount.patch.*fs/namespace.c"):
+        pipeline.build(req)
+
+
+def test_dirty_tree_is_refused(tree: Path, fragment: Path) -> None:
+    (tree / "fs" / "namespace.c").write_text("dirty\n")
+    with pytest.raises(HarnessError, match=r"uncommitted changes: M fs/namespace.c.*stash"):
+        pipeline.build(request(tree, fragment))
+
+
+def test_not_a_kernel_tree(tmp_path: Path, fragment: Path) -> None:
+    with pytest.raises(HarnessError, match=r"not a kernel source tree .*Kconfig, arch/x86"):
+        source.user_base(tmp_path)
+
+
+def test_configured_in_place_tree_is_refused(tree: Path) -> None:
+    (tree / ".config").write_text("CONFIG_X=y\n")
+    with pytest.raises(HarnessError, match="make mrproper"):
+        source.user_base(tree)
+
+
+def test_cli_prints_artifact_directory(tree: Path, fragment: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["build", "--tree", str(tree), "--config", str(fragment), "-j", "2"]) == 0
+    out = capsys.readouterr()
+    path = Path(out.out.strip())
+    assert (path / "bzImage").is_file()
+    assert out.err == "", "progress must stay silent when stderr is not a terminal"
+
+
+def test_cli_reports_errors(tree: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "bad.config"
+    f.write_text("CONFIG_MOUNT_NOTIFICATIONS=y\n")
+    assert cli.main(["build", "--tree", str(tree), "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "harness: error: 1 option(s)" in err and "CONFIG_MOUNT_NOTIFICATIONS" in err
