@@ -6,7 +6,9 @@ series' metadata (``patches/<series>/series.toml``, section ``[abi]``), so a
 second version of a series is a second table, not new code.
 
 Malformed input never raises out of the decoders and never loops: each problem
-becomes a ``Problem`` carrying its byte offset, and decoding stops at it.
+becomes a ``Problem`` carrying its byte offset. A bad length stops decoding (nothing
+after it can be trusted); a watch_queue record of an unknown type or too short for
+its layout is reported and skipped, since its length field still frames it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pytest
 from harness.boot import Timeouts
 from harness.errors import KernelFetchError
 from harness.plugin import GuestRun
-from harness.run import RunOptions, exit_code, run
+from harness.run import RunOptions, RunResult, exit_code, run
 from harness.verdict import Outcome
 
 pytestmark = pytest.mark.vm
@@ -38,9 +38,17 @@ def test_panic_is_a_crash_with_excerpt(guest_run: GuestRun, mnh_kernel: str) -> 
     assert data["summary"]["crash"] == 1
 
 
+# One boot proves the fail path, the guest-side timeout, and that the runner goes on.
+FAIL_AND_HANG = ("selftest-fail", "selftest-hang", "move")
+
+
+def _fail_and_hang(guest_run: GuestRun, kernel: str) -> RunResult:
+    return guest_run(kernel, FAIL_AND_HANG, guest_timeout=5, tag="fail-and-hang",
+                     timeouts=Timeouts(boot=240, scenario=60, run=400))
+
+
 def test_guest_side_timeout(guest_run: GuestRun, mnh_kernel: str) -> None:
-    r = guest_run(mnh_kernel, ("selftest-hang", "move"), guest_timeout=5, tag="hang-guest",
-                  timeouts=Timeouts(boot=240, scenario=60, run=400))
+    r = _fail_and_hang(guest_run, mnh_kernel)
     hang = r.scenario("selftest-hang")
     assert hang.outcome is Outcome.TIMEOUT, hang.message
     assert "guest runner killed it" in hang.message
@@ -58,7 +66,7 @@ def test_host_watchdog_timeout(guest_run: GuestRun, mnh_kernel: str) -> None:
 
 
 def test_fail_path(guest_run: GuestRun, mnh_kernel: str) -> None:
-    r = guest_run(mnh_kernel, ("selftest-fail",), tag="fail")
+    r = _fail_and_hang(guest_run, mnh_kernel)
     res = r.scenario("selftest-fail")
     assert res.outcome is Outcome.FAIL
     assert "deliberately failing" in res.message

@@ -161,3 +161,14 @@ def test_scenario_windows() -> None:
 def test_scenario_windows_ignores_end_of_other_scenario() -> None:
     markers = console.find_markers(["mnh: scenario a start", "mnh: scenario b end pass", "x"])
     assert console.scenario_windows(markers, 3) == {"a": (0, 3)}
+
+
+def test_window_runs_to_next_start_so_late_splats_are_kept() -> None:
+    from harness.console import find_markers, scenario_windows
+
+    lines = ["mnh: scenario a start", "mnh: scenario a end pass",
+             "WARNING: CPU: 0 PID: 9 at fs/namespace.c:1 f+0x1/0x2",
+             "mnh: scenario b start", "mnh: scenario b end pass", "mnh: runner done",
+             "BUG: KASAN: slab-use-after-free in x"]
+    w = scenario_windows(find_markers(lines), len(lines))
+    assert w["a"] == (0, 3) and w["b"] == (3, 7)
