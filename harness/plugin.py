@@ -26,6 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--mnh-kernel", default=os.environ.get("MNH_KERNEL", "debian"),
                 help="kernel for fanotify end-to-end tests (default: debian, the newest "
                      "prebuilt Debian kernel; env MNH_KERNEL)")
+    g.addoption("--mnh-patched-kernel", default=os.environ.get("MNH_PATCHED_KERNEL", "build"),
+                help="kernel for watch-queue end-to-end tests (default: build, the bundled "
+                     "series built or taken from the cache; env MNH_PATCHED_KERNEL)")
     g.addoption("--mnh-results", default=os.environ.get("MNH_RESULTS"),
                 help="keep end-to-end results under this directory (default: pytest's tmp)")
 
@@ -37,6 +40,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def mnh_kernel(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--mnh-kernel"))
+
+
+@pytest.fixture(scope="session")
+def mnh_patched_kernel(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--mnh-patched-kernel"))
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +82,12 @@ def guest_run(mnh_results_root: Path) -> Iterator[GuestRun]:
 def fanotify_suite(guest_run: GuestRun, mnh_kernel: str) -> RunResult:
     """Every default fanotify scenario, in one boot of the prebuilt kernel."""
     return guest_run(mnh_kernel, backend="fanotify", tag="fanotify-suite")
+
+
+@pytest.fixture(scope="session")
+def watch_queue_suite(guest_run: GuestRun, mnh_patched_kernel: str) -> RunResult:
+    """Every default watch-queue scenario, in one boot of the patched kernel."""
+    return guest_run(mnh_patched_kernel, backend="watch-queue", tag="watch-queue-suite")
 
 
 def scenario_log(result: RunResult, name: str) -> ScenarioLog:
