@@ -8,11 +8,11 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from . import __version__, decodelog, doctor, kernels, run
+from . import __version__, compare, decodelog, doctor, kernels, run
 from .errors import HarnessError
 
 # The subcommands, in help order: each module has register(subparsers).
-COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, run, decodelog)
+COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, run, decodelog, compare)
 
 
 def _build_command() -> ModuleType | None:

@@ -1,0 +1,56 @@
+"""``harness compare DIR...``: the same scenarios across runs (designs, kernels) side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import HarnessError
+
+
+def load(d: Path) -> dict[str, Any]:
+    f = d / "results.json"
+    try:
+        data: dict[str, Any] = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise HarnessError(f"{f} is missing or unreadable ({exc}); give directories written "
+                           "by `harness run --results DIR`.") from exc
+    return data
+
+
+def matrix(runs: list[tuple[str, dict[str, Any]]]) -> str:
+    names: list[str] = []
+    for _, data in runs:
+        for s in data.get("scenarios", []):
+            if s["name"] not in names:
+                names.append(s["name"])
+    heads = [label for label, _ in runs]
+    w = max([len(n) for n in names] + [8])
+    cw = max([len(h) for h in heads] + [14])
+    rows = [f"{'scenario':<{w}}  " + "  ".join(f"{h:<{cw}}" for h in heads)]
+    for n in names:
+        cells = []
+        for _, data in runs:
+            s = next((x for x in data.get("scenarios", []) if x["name"] == n), None)
+            cells.append(f"{s['outcome']} ({s['events']})" if s else "-")
+        rows.append(f"{n:<{w}}  " + "  ".join(f"{c:<{cw}}" for c in cells))
+    return "\n".join(rows)
+
+
+def main(dirs: list[Path]) -> int:
+    runs = []
+    for d in dirs:
+        data = load(d)
+        kernel = data.get("kernel", {}).get("release", "") or "?"
+        runs.append((f"{data.get('backend', '?')}@{kernel}"[:40], data))
+    print(matrix(runs))
+    print("\ncells: outcome (records received)")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("compare", help="one table of scenario outcomes across result dirs")
+    p.add_argument("dirs", nargs="+", type=Path)
+    p.set_defaults(func=lambda a: main(a.dirs))
