@@ -8,6 +8,7 @@ mount table (statmount/listmount unique ids).
 from __future__ import annotations
 
 import pytest
+from mnh_guest.scenarios import default_names
 
 from harness.asserts import assert_events, assert_ids_in_tables, assert_oracle_agrees
 from harness.plugin import scenario_log
@@ -16,8 +17,7 @@ from harness.verdict import Outcome
 
 pytestmark = pytest.mark.vm
 
-SCENARIOS = ("mount", "unmount", "move", "propagation", "fsmount", "namespaces", "remount-ro",
-             "setattr")
+SCENARIOS = tuple(default_names("fanotify"))
 
 
 def test_every_scenario_passes(fanotify_suite: RunResult) -> None:
@@ -114,3 +114,9 @@ def test_attribute_changes_are_silent_upstream(fanotify_suite: RunResult) -> Non
         for op in attr_ops:
             assert_events(op, [])
         assert all(c["ok"] for c in log.checks), log.checks
+
+
+def test_expire_two_step(fanotify_suite: RunResult) -> None:
+    log = scenario_log(fanotify_suite, "expire")
+    assert [o.errno for o in log.ops] == [None, 22, 11, 16, 11, None]  # EINVAL EAGAIN EBUSY
+    assert_events(log.op("MNT_EXPIRE, second call"), ["DETACH"])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import Context
-from . import attrs, queue, selftest, topology
+from . import attrs, expiry, queue, selftest, topology
 
 BOTH = ("fanotify", "watch-queue")
 WQ = ("watch-queue",)
@@ -41,6 +41,8 @@ TABLE: tuple[Scenario, ...] = (
              "read-only and back via mount(2), mount_setattr(2), and AT_RECURSIVE"),
     Scenario("setattr", attrs.setattr, BOTH,
              "nosuid/nodev/noexec/noatime on and off: never claims IS_NOW_RO"),
+    Scenario("expire", expiry.umount_expire, BOTH,
+             "umount2(MNT_EXPIRE): EAGAIN, EBUSY while in use, unmount on the second call"),
     Scenario("bad-input", queue.bad_input, WQ,
              "watch_mount rejects bad flags, ids, fds and paths with the right errno"),
     Scenario("overrun", queue.overrun, WQ,
