@@ -30,16 +30,30 @@ def test_make_env() -> None:
     assert "CCACHE_DIR" not in make.make_env(None)
 
 
-STATS = ("cache_miss\t10\ndirect_cache_hit\t30\npreprocessed_cache_hit\t5\n"
-         "stats_updated_timestamp\t1\n")
+STATSLOG = """\
+# ../../src/fs/a.c
+cache_miss
+direct_cache_miss
+# ../../src/fs/b.c
+direct_cache_hit
+local_storage_hit
+# ../../src/fs/c.c
+direct_cache_miss
+preprocessed_cache_hit
+# ../../src/fs/d.c
+direct_cache_hit
+"""
 
 
-def test_ccache_stats_and_hit_rate() -> None:
-    before = make.parse_ccache_stats(STATS)
-    assert before["cache_miss"] == 10 and before["direct_cache_hit"] == 30
-    after = {**before, "cache_miss": 11, "direct_cache_hit": 39}
-    assert make.hit_rate(before, after) == 0.9
-    assert make.hit_rate(before, before) is None
+def test_ccache_hit_rate_from_statslog() -> None:
+    assert make.hit_rate(STATSLOG) == 0.75
+    assert make.hit_rate("") is None
+
+
+def test_make_env_statslog() -> None:
+    env = make.make_env(Path("/c"), Path("/s.log"))
+    assert env["CCACHE_STATSLOG"] == "/s.log" and env["CCACHE_BASEDIR"]
+    assert "CCACHE_STATSLOG" not in make.make_env(None, Path("/s.log"))
 
 
 LOG = """\

@@ -382,7 +382,8 @@ def make_config_commands(make: Sequence[str], allconfig: Path) -> list[list[str]
 
 
 def configure(make: Sequence[str], objdir: Path, srctree: Path,
-              requested: Mapping[str, str], fragments: Sequence[str]) -> Path:
+              requested: Mapping[str, str], fragments: Sequence[str],
+              env: Mapping[str, str] | None = None) -> Path:
     """Write ``objdir/.config`` for ``requested`` and verify it; return its path.
 
     Skipped when ``objdir`` already holds a verified .config for exactly these options,
@@ -398,7 +399,7 @@ def configure(make: Sequence[str], objdir: Path, srctree: Path,
     stamp.unlink(missing_ok=True)
     allconfig.write_text(text)
     for cmd in make_config_commands(make, allconfig):
-        proc = run(cmd, check=False)
+        proc = run(cmd, check=False, env=env)
         if proc.returncode != 0:
             raise ConfigError(
                 f"`{' '.join(cmd[-2:])}` failed in {objdir}: "

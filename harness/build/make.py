@@ -22,7 +22,6 @@ from typing import TextIO
 
 from .. import paths
 from ..errors import BuildError, PrerequisiteError
-from .proc import run
 
 log = logging.getLogger("harness")
 
@@ -65,8 +64,9 @@ def make_command(s: MakeSettings, targets: Sequence[str] = TARGETS) -> list[str]
     return [*make_prefix(s), *targets]
 
 
-def make_env(ccache_dir: Path | None) -> dict[str, str]:
-    """Environment additions for make: ccache's directory; no colour in diagnostics."""
+def make_env(ccache_dir: Path | None, statslog: Path | None = None) -> dict[str, str]:
+    """Environment additions for make: ccache's directory and statistics log; no colour
+    in diagnostics."""
     env = {"GCC_COLORS": "", "LC_ALL": "C"}
     if ccache_dir is not None:
         env["CCACHE_DIR"] = str(ccache_dir)
@@ -77,34 +77,23 @@ def make_env(ccache_dir: Path | None) -> dict[str, str]:
         # comp_dir may name the object directory of the build that filled the entry).
         env["CCACHE_BASEDIR"] = str(paths.cache_root())
         env["CCACHE_NOHASHDIR"] = "1"
+        if statslog is not None:
+            env["CCACHE_STATSLOG"] = str(statslog)
     return env
 
 
 # --- ccache statistics ---------------------------------------------------------------
+# Per build, through CCACHE_STATSLOG (one "# file" line, then the counters it bumped, per
+# compilation): global ``ccache --print-stats`` snapshots are wrong as soon as another
+# build shares the cache directory (or someone zeroes it) meanwhile.
 
-def parse_ccache_stats(text: str) -> dict[str, int]:
-    """``ccache --print-stats`` output (``name<TAB>value`` lines) as a dict."""
-    stats = {}
-    for line in text.splitlines():
-        name, _, value = line.partition("\t")
-        if value.strip().isdigit():
-            stats[name.strip()] = int(value)
-    return stats
-
-
-def hit_rate(before: Mapping[str, int], after: Mapping[str, int]) -> float | None:
-    """Cache hits / compilations between two ``--print-stats`` snapshots; None if nothing
-    was compiled."""
-    def delta(*names: str) -> int:
-        return sum(after.get(n, 0) - before.get(n, 0) for n in names)
-    hits = delta("direct_cache_hit", "preprocessed_cache_hit")
-    misses = delta("cache_miss")
+def hit_rate(statslog: str) -> float | None:
+    """Cache hits / cacheable compilations in a CCACHE_STATSLOG; None if nothing was
+    compiled."""
+    lines = statslog.splitlines()
+    hits = sum(line in ("direct_cache_hit", "preprocessed_cache_hit") for line in lines)
+    misses = sum(line == "cache_miss" for line in lines)
     return hits / (hits + misses) if hits + misses else None
-
-
-def ccache_stats(ccache_dir: Path) -> dict[str, int]:
-    proc = run(["ccache", "--print-stats"], env={"CCACHE_DIR": str(ccache_dir)}, check=False)
-    return parse_ccache_stats(proc.stdout) if proc.returncode == 0 else {}
 
 
 # --- errors --------------------------------------------------------------------------
@@ -197,9 +186,12 @@ def build(settings: MakeSettings, log_path: Path, *, keep_on_failure: Path) -> C
     with the log copied to ``keep_on_failure``."""
     check_prerequisites(settings.ccache)
     ccache_dir = paths.cache_dir("ccache") if settings.ccache else None
-    before = ccache_stats(ccache_dir) if ccache_dir else {}
-    status = run_logged(make_command(settings), log_path, make_env(ccache_dir), Progress())
-    after = ccache_stats(ccache_dir) if ccache_dir else {}
+    statslog = log_path.with_name("ccache-stats.log")
+    statslog.unlink(missing_ok=True)
+    env = make_env(ccache_dir, statslog)
+    status = run_logged(make_command(settings), log_path, env, Progress())
+    rate = hit_rate(statslog.read_text()) if statslog.exists() else None
+    statslog.unlink(missing_ok=True)
     if status != 0:
         keep_on_failure.mkdir(parents=True, exist_ok=True)
         kept = keep_on_failure / "build.log"
@@ -216,4 +208,4 @@ def build(settings: MakeSettings, log_path: Path, *, keep_on_failure: Path) -> C
             artifacts=keep_on_failure)
     return CompileResult(bzimage=settings.objdir / BZIMAGE,
                          vmlinux=settings.objdir / "vmlinux",
-                         ccache_hit_rate=hit_rate(before, after))
+                         ccache_hit_rate=rate)

@@ -119,8 +119,9 @@ def build(req: BuildRequest) -> Artifact:
                                      objdir=workdir / "obj" / inputs.config_hash()[:12],
                                      jobs=req.jobs or make.default_jobs(), ccache=req.ccache)
         prefix = make.make_prefix(settings)
+        env = make.make_env(paths.cache_dir("ccache") if req.ccache else None)
         dotconfig = kconfig.configure(prefix, settings.objdir, srctree, requested,
-                                      [f.name for f in fragments])
+                                      [f.name for f in fragments], env)
         staging = artifact.staging_dir(digest)
         try:
             result = make.build(settings, staging / "build.log",
