@@ -82,3 +82,11 @@ def test_publish_race_keeps_first() -> None:
 def test_compiler_identity_names_gcc_and_ld() -> None:
     ident = artifact.compiler_identity()
     assert "gcc" in ident.lower() and "ld" in ident.lower()
+
+
+def test_publish_replace_for_forced_rebuild() -> None:
+    digest = INPUTS.digest()
+    artifact.publish(staged(digest), digest, {"n": 1})
+    again = artifact.publish(staged(digest), digest, {"n": 2}, replace=True)
+    assert again.metadata == {"n": 2}
+    assert [p.name for p in artifact.builds_dir().iterdir()] == [digest]

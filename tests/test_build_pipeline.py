@@ -76,6 +76,8 @@ def test_build_then_cached(tree: Path, fragment: Path) -> None:
 
     forced = pipeline.build(request(tree, fragment, force=True))
     assert forced.directory == art.directory and builds(meta["objdir"]) == 2
+    assert forced.metadata["built_at"] >= meta["built_at"]
+    assert forced.log.read_text().count("$ nice") == 1
 
 
 def test_config_change_is_a_new_artifact(tree: Path, fragment: Path, tmp_path: Path) -> None:

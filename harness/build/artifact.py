@@ -105,12 +105,18 @@ def failed_dir(digest: str) -> Path:
     return builds_dir() / f"failed-{digest[:12]}-{time.strftime('%Y%m%dT%H%M%S')}"
 
 
-def publish(staging: Path, digest: str, metadata: dict[str, Any]) -> Artifact:
+def publish(staging: Path, digest: str, metadata: dict[str, Any], *,
+            replace: bool = False) -> Artifact:
     """Write metadata.json last and rename ``staging`` to ``builds/<digest>``.  If another
-    process published the same digest meanwhile, keep theirs."""
+    process published the same digest meanwhile, keep theirs, unless ``replace`` (a
+    forced rebuild): then the old one is renamed away first and deleted after."""
     (staging / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True)
                                            + "\n")
     final = builds_dir() / digest
+    if replace and final.exists():
+        old = builds_dir() / f".old-{digest}-{os.getpid()}"
+        final.rename(old)
+        shutil.rmtree(old)
     if final.exists() and lookup(digest) is None:
         shutil.rmtree(final)  # an old incomplete directory, e.g. from a crash of an
         # earlier recipe; a complete one is never replaced.

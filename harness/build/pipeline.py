@@ -150,6 +150,6 @@ def build(req: BuildRequest) -> Artifact:
         "objdir": str(settings.objdir),
         "reproducer": reproducer(req),
     }
-    published = artifact.publish(staging, digest, metadata)
+    published = artifact.publish(staging, digest, metadata, replace=req.force)
     log.info("built %s in %.0f s", published.directory, metadata["duration_s"])
     return published
