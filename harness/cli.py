@@ -9,18 +9,11 @@ from collections.abc import Callable
 from types import ModuleType
 
 from . import __version__, compare, decodelog, doctor, kernels, run
+from .build import command as build
 from .errors import HarnessError
 
 # The subcommands, in help order: each module has register(subparsers).
-COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, run, decodelog, compare)
-
-
-def _build_command() -> ModuleType | None:
-    try:
-        from .build import command
-    except ImportError:
-        return None
-    return command
+COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, build, run, decodelog, compare)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,8 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = p.add_subparsers(dest="command", required=True)
-    build = _build_command()
-    for mod in (*COMMANDS, *((build,) if build else ())):
+    for mod in COMMANDS:
         mod.register(sub)
     return p
 
