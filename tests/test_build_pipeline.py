@@ -155,6 +155,20 @@ def test_series_is_applied_in_a_work_tree(tree: Path, fragment: Path,
     assert second.metadata["srctree"] == meta["srctree"]
 
 
+def test_edited_work_tree_is_refused(tree: Path, fragment: Path, tmp_path: Path) -> None:
+    series = make_series(tree, tmp_path, "return 42;")
+    req = BuildRequest(tree=tree, series=str(series), configs=(str(fragment),), jobs=2)
+    src = Path(pipeline.build(req).metadata["srctree"])
+    (src / "fs" / "namespace.c").write_text("edited\n")
+    with pytest.raises(HarnessError, match=r"local edits \(M fs/namespace.c\)"):
+        pipeline.build(BuildRequest(tree=tree, series=str(series),
+                                    configs=(str(fragment),), force=True))
+    git(src, "checkout", ".")
+    (src / "fs" / "namespace.c").touch()
+    assert pipeline.build(BuildRequest(tree=tree, series=str(series),
+                                       configs=(str(fragment),), force=True))
+
+
 def test_series_that_does_not_apply(tree: Path, fragment: Path, tmp_path: Path) -> None:
     series = make_series(tree, tmp_path, "return 42;")
     ns = tree / "fs" / "namespace.c"

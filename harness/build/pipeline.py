@@ -81,6 +81,7 @@ def _prepare_tree(base: Base, series: Series | None, workdir: Path) -> tuple[Pat
     wanted = f"{base.commit} {series.content_hash() if series else NO_SERIES}\n"
     marker = workdir / "applied"
     if marker.exists() and marker.read_text() == wanted:
+        source.check_worktree_clean(src)
         return src, []
     marker.unlink(missing_ok=True)
     source.reset_worktree(src, base.commit)

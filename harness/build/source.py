@@ -189,6 +189,18 @@ def worktree(base: Base, name: str) -> Path:
     return path
 
 
+def check_worktree_clean(path: Path) -> None:
+    """Refuse to build a work tree someone edited: the artifact would be published under
+    the hash of the unedited inputs.  (Touching a file is fine: git sees no change.)"""
+    changed = git(path, "status", "--porcelain", "--untracked-files=no").stdout.splitlines()
+    if changed:
+        shown = "; ".join(line.strip() for line in changed[:5])
+        raise HarnessError(
+            f"The work tree {path} has local edits ({shown}); a build from it would not "
+            "match its cache key. Turn them into a patch of the series (git -C "
+            f"{path} format-patch), or discard them with `git -C {path} checkout .`.")
+
+
 def reset_worktree(path: Path, commit: str) -> None:
     """Put a work tree back on the base commit (before re-applying a changed series)."""
     git(path, "am", "--abort", check=False)
