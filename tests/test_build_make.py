@@ -101,3 +101,12 @@ def test_progress_on_tty() -> None:
     text = out.getvalue()
     assert "[    1] CC fs/namespace.o" in text and "[    2] LD vmlinux" in text
     assert text.startswith("\r") and text.endswith("\r\x1b[K")
+
+
+def test_tree_relative(tmp_path: Path) -> None:
+    src, obj = tmp_path / "s" / "src", tmp_path / "s" / "obj" / "cfg"
+    line = "../../src/fs/namespace.c:11:28: error: expected expression"
+    assert make.tree_relative(line, obj, src) == "fs/namespace.c:11:28: error: expected expression"
+    assert make.tree_relative("ld: x: undefined reference", obj, src) == \
+        "ld: x: undefined reference"
+    assert make.tree_relative(f"{src}/fs/a.c:1: error: x", obj, src) == "fs/a.c:1: error: x"

@@ -90,7 +90,7 @@ def test_compile_error_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(BuildError) as info:
         pipeline.build(BuildRequest(series=str(series), configs=("base",)))
     err = info.value
-    assert f"fs/namespace.c:{line}:" in str(err) and "error: expected expression" in str(err)
+    assert f"\n  fs/namespace.c:{line}:" in str(err) and "error: expected expression" in str(err)
     assert err.artifacts is not None
     assert "error: expected expression" in (err.artifacts / "build.log").read_text()
 

@@ -108,6 +108,17 @@ def first_errors(log_text: str, limit: int = 5) -> list[str]:
     return errors[:limit]
 
 
+def tree_relative(line: str, objdir: Path, srctree: Path) -> str:
+    """``../../src/fs/namespace.c:11:28: error: ...`` (ccache's base_dir makes the compiler
+    see relative paths) -> ``fs/namespace.c:11:28: error: ...``."""
+    path, sep, rest = line.partition(":")
+    try:
+        relative = (objdir / path).resolve().relative_to(srctree.resolve())
+    except ValueError:
+        return line
+    return f"{relative}{sep}{rest}"
+
+
 # --- progress ------------------------------------------------------------------------
 
 class Progress:
@@ -199,7 +210,8 @@ def build(settings: MakeSettings, log_path: Path, *, keep_on_failure: Path) -> C
         config = settings.objdir / ".config"
         if config.exists():
             shutil.copyfile(config, keep_on_failure / "config")
-        errors = first_errors(kept.read_text(errors="replace"))
+        errors = [tree_relative(e, settings.objdir, settings.srctree)
+                  for e in first_errors(kept.read_text(errors="replace"))]
         shown = "\n  ".join(errors) if errors else "(no compiler error found; see the log)"
         raise BuildError(
             f"The kernel build failed (make exited with {status}). First errors:\n  {shown}\n"
