@@ -80,6 +80,16 @@ def test_build_then_cached(tree: Path, fragment: Path) -> None:
     assert forced.log.read_text().count("$ nice") == 1
 
 
+def test_next_commit_reuses_the_object_directory(tree: Path, fragment: Path) -> None:
+    first = pipeline.build(request(tree, fragment))
+    (tree / "fs" / "namespace.c").write_text("int do_mount(void) { return 7; }\n")
+    git(tree, "commit", "-q", "-am", "next")
+    second = pipeline.build(request(tree, fragment))
+    assert second.directory != first.directory
+    assert second.metadata["objdir"] == first.metadata["objdir"]
+    assert "return 7;" in second.vmlinux.read_text()
+
+
 def test_config_change_is_a_new_artifact(tree: Path, fragment: Path, tmp_path: Path) -> None:
     first = pipeline.build(request(tree, fragment))
     extra = tmp_path / "extra.config"

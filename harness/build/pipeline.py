@@ -5,6 +5,7 @@ Directory layout under the harness cache::
     sources/<package>_<version>/       pristine tree, one git commit (source.py)
     work/<base>/<series>/src/          git worktree of the base, series applied
     work/<base>/<series>/obj/<cfg>/    make O= directory, one per merged configuration
+    work/tree-<name>-<id>/obj/<cfg>/   make O= for a --tree built in place (no series)
     builds/<hash>/                     published artifacts (artifact.py)
     ccache/                            compiler cache shared by all of the above
 
@@ -17,6 +18,7 @@ for every series.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import time
@@ -110,7 +112,9 @@ def build(req: BuildRequest) -> Artifact:
         return found
 
     if base.user_tree and series is None:
-        workdir = paths.cache_dir("work", base.key, "in-place")
+        # Keyed by the tree's path, not its commit: the next commit builds incrementally.
+        tree_id = hashlib.sha256(str(base.repo).encode()).hexdigest()[:12]
+        workdir = paths.cache_dir("work", f"tree-{base.repo.name}-{tree_id}")
     else:
         workdir = paths.cache_dir(
             "work", base.key, source.safe_key(series.name if series else NO_SERIES))
