@@ -63,8 +63,9 @@ def set_filter(wfd: int, entries: list[tuple[int, list[int]]] | None) -> None:
     if entries is None:
         fcntl.ioctl(wfd, IOC_WATCH_QUEUE_SET_FILTER, 0)
         return
-    buf = ctypes.create_string_buffer(type_filter(entries))
-    fcntl.ioctl(wfd, IOC_WATCH_QUEUE_SET_FILTER, ctypes.addressof(buf))
+    # A bytes argument makes fcntl pass a pointer to a copy of it; an int argument
+    # (such as ctypes.addressof) is converted to a C int and overflows.
+    fcntl.ioctl(wfd, IOC_WATCH_QUEUE_SET_FILTER, type_filter(entries))
 
 
 class WatchQueueBackend:
