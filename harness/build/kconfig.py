@@ -25,7 +25,7 @@ from .proc import run
 
 log = logging.getLogger("harness")
 
-DEFAULT_FRAGMENTS = ("base", "mount-notify")
+DEFAULT_FRAGMENTS = ("base", "mount-notify", "nfs")
 
 _SET = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
