@@ -58,6 +58,10 @@ def test_mount(fanotify_suite: RunResult) -> None:
     assert_events(bind, ["ATTACH"])
     # A recursive bind of a (which has a/sub below it) attaches two mounts.
     assert_events(log.op("recursive bind"), ["ATTACH", "ATTACH"])
+    # So does attaching a detached open_tree(OPEN_TREE_CLONE | AT_RECURSIVE) copy of it.
+    clone = log.op("attach an open_tree")
+    assert_events(clone, ["ATTACH", "ATTACH"])
+    assert {r["mnt_id"] for r in clone.records} == {m["id"] for m in clone.new_mounts()}
 
 
 def test_unmount(fanotify_suite: RunResult) -> None:
@@ -68,6 +72,7 @@ def test_unmount(fanotify_suite: RunResult) -> None:
     lazy = log.op("lazy umount")
     assert_events(lazy, ["DETACH"] * 3)
     assert {r["mnt_id"] for r in lazy.records} == {m["id"] for m in lazy.gone_mounts()}
+    assert_events(log.op("umount the watched mount w"), ["DETACH"])
 
 
 def test_move_is_one_event(fanotify_suite: RunResult) -> None:
@@ -78,6 +83,9 @@ def test_move_is_one_event(fanotify_suite: RunResult) -> None:
         assert_events(op, ["ATTACH|DETACH"])
         assert op.records[0]["mnt_id"] == moved_id
         assert op.before[moved_id]["point"] != op.after[moved_id]["point"]
+    # A mount namespace mark sees every move the same way, wherever the parents are.
+    for label in ("MS_MOVE in/p to in/q", "move_mount in/q to out/r", "MS_MOVE out/r to in/s"):
+        assert_events(log.op(label), ["ATTACH|DETACH"])
 
 
 def test_propagation_counts_copies(fanotify_suite: RunResult) -> None:
@@ -88,6 +96,10 @@ def test_propagation_counts_copies(fanotify_suite: RunResult) -> None:
     leaf = log.op("mount tmpfs on shared/leaf")
     assert len(leaf.events) == len(leaf.new_mounts()) == 8
     assert set(leaf.events) == {"ATTACH"}
+    # The slave receives the master's mounts: one more copy than the peers alone.
+    leaf2 = log.op("mount tmpfs on shared/leaf2")
+    assert len(leaf2.events) == len(leaf2.new_mounts()) == len(leaf.new_mounts()) + 1
+    assert_events(log.op("mount tmpfs on slave/own"), ["ATTACH"])
 
 
 def test_fsmount(fanotify_suite: RunResult) -> None:

@@ -170,6 +170,8 @@ def filters(ctx: Context) -> None:
     wq.watch_mount(ctx.workspace, 5, queue_fd=wfd)
     b = ctx.mkdir("b")
     ctx.op("mount tmpfs on b", lambda: sysc.mount("t3", b, "tmpfs"))
+    ids = sorted(r["watch_id"] for r in ctx.last_records)
+    ctx.check(ids == [1], f"b is outside a: only watch 1 sees its mount (got ids {ids})")
     ctx.op("umount b", lambda: sysc.umount2(b))
     got = [r for r in decode.decode_watch_queue(os.read(rfd, 4096), (wq.layout,))
            if isinstance(r, decode.WatchRecord)]
