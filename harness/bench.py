@@ -23,7 +23,7 @@ from typing import Any
 
 from mnh_guest import decode
 
-from . import accel, kernels
+from . import accel, bench_build, kernels
 from .run import RunOptions, default_cpus, run
 from .vmcmd import VmSpec, vng_command
 
@@ -85,7 +85,12 @@ def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_suite_to_bare": round(med_s / med_b, 3), "target_ratio": 1.3}
 
 
-BENCHES: dict[str, Bench] = {"decoder": bench_decoder, "fanotify_suite": bench_suite}
+BENCHES: dict[str, Bench] = {
+    "decoder": bench_decoder,
+    "fanotify_suite": bench_suite,
+    "build": bench_build.bench_build,
+    "watch_queue_suite": bench_build.bench_watch_queue_suite,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench/results.json"))
     p.add_argument("--only", action="append", choices=sorted(BENCHES), default=[])
     p.add_argument("--kernel", default="debian")
+    p.add_argument("--patched-kernel", default="build")
+    p.add_argument("--jobs", type=int, default=None, help="make -jN for the build bench")
     p.add_argument("--boots", type=int, default=3)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
