@@ -31,13 +31,15 @@ class Timeouts:
     boot: float = 180.0       # start to "runner start"
     scenario: float = 90.0    # one scenario, start marker to end marker (host side)
     run: float = 1800.0       # the whole guest
+    shutdown: float = 60.0    # "runner done" to the guest's exit (a kernel that hangs at
+                              # poweroff, e.g. on a lock an oops left held)
 
 
 @dataclass
 class BootResult:
     returncode: int | None
     duration: float
-    timed_out: str = ""             # "", "boot", "scenario:NAME", "run", "panic"
+    timed_out: str = ""             # "", "boot", "scenario:NAME", "run", "panic", "shutdown"
     booted_at: float | None = None  # seconds from start to "runner start"
     killed: bool = False
     notes: list[str] = field(default_factory=list)
@@ -51,6 +53,7 @@ class _ConsoleTail:
         self.pos = 0
         self.partial = b""
         self.booted = False
+        self.done = False
         self.current = ""
         self.panicked = False
 
@@ -75,6 +78,8 @@ class _ConsoleTail:
             for mk in console.find_markers([line]):
                 if mk.what == "runner start":
                     self.booted = True
+                elif mk.what == "runner done":
+                    self.done = True
                 elif mk.what == "start":
                     self.current = mk.scenario
                 elif mk.what == "end":
@@ -115,6 +120,7 @@ def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: T
         scenario_started = start
         current = ""
         panic_seen_at: float | None = None
+        done_at: float | None = None
         try:
             while True:
                 rc = proc.poll()
@@ -129,6 +135,8 @@ def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: T
                     break
                 if tail.panicked and panic_seen_at is None:
                     panic_seen_at = now
+                if tail.done and done_at is None:
+                    done_at = now
                 expired = ""
                 if now - start > timeouts.run:
                     expired = "run"
@@ -138,11 +146,20 @@ def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: T
                     expired = f"scenario:{current}"
                 elif panic_seen_at is not None and now - panic_seen_at > PANIC_GRACE:
                     expired = "panic"
+                elif done_at is not None and now - done_at > timeouts.shutdown:
+                    expired = "shutdown"
                 if expired:
                     result.timed_out = expired
                     result.killed = True
-                    result.notes.append(f"{expired} deadline passed after {now - start:.1f} s; "
-                                        "sent SIGTERM, then SIGKILL if needed")
+                    if expired == "shutdown":
+                        result.notes.append(
+                            f"the guest did not power off within {timeouts.shutdown:.0f} s of "
+                            "the runner's end (a kernel hang at shutdown: see the end of the "
+                            "console log); every verdict was in, so it was stopped")
+                    else:
+                        result.notes.append(f"{expired} deadline passed after "
+                                            f"{now - start:.1f} s; sent SIGTERM, then SIGKILL "
+                                            "if needed")
                     _stop(proc)
                     result.returncode = proc.returncode
                     break

@@ -183,6 +183,8 @@ def print_summary(result: RunResult) -> None:
           f"accel: {result.accel.name} ({result.accel.reason}); "
           f"boot-to-runner {result.boot.booted_at} s, total {result.boot.duration} s",
           file=sys.stderr)
+    for note in result.boot.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"results: {result.results_dir}", file=sys.stderr)
 
 

@@ -173,6 +173,8 @@ def test_bad_input_errnos(watch_queue_suite: RunResult) -> None:
         "a path that does not exist": errno.ENOENT, "a non-directory": errno.ENOTDIR,
         "watch_mount on a directory without search permission, as nobody": errno.EACCES,
     }
+    assert log.op("remove a watch (id -1) from a mount that never had one").errno == \
+        errno.EBADSLT
     # Nothing was registered by the failed calls: only watch 1 reports.
     for label in ("mount tmpfs on a after", "mount tmpfs on private/m"):
         op = log.op(label)

@@ -120,3 +120,10 @@ def test_missing_program_is_a_boot_error(tmp_path: Path) -> None:
     with pytest.raises(BootError, match="doctor --install"):
         boot.supervise([str(tmp_path / "no-such-vng")], tmp_path / "c", tmp_path / "o",
                        Timeouts())
+
+
+def test_guest_that_never_powers_off_is_stopped(tmp_path: Path) -> None:
+    r, _ = supervise(tmp_path, "hang-at-poweroff",
+                     timeouts=Timeouts(boot=10, scenario=10, run=60, shutdown=1))
+    assert r.timed_out == "shutdown" and r.killed
+    assert "did not power off" in r.notes[0]

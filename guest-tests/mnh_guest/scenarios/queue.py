@@ -75,6 +75,10 @@ def bad_input(ctx: Context) -> None:
     ctx.op("mount tmpfs on a after the bad calls", lambda: sysc.mount("t1", a, "tmpfs"))
     sub = ctx.mkdir("private", "m")
     ctx.op("mount tmpfs on private/m", lambda: sysc.mount("t2", sub, "tmpfs"))
+    # Last, because ver #5 as posted oopses here (a NULL mnt_watchers dereference with
+    # s_umount held; fixed in 0004, which returns EBADSLT as for an unknown watch).
+    ctx.op("remove a watch (id -1) from a mount that never had one",
+           lambda: wq.watch_mount(a, -1), expect_errno=errno.EBADSLT)
 
 
 def _as_nobody(fn: object) -> None:
