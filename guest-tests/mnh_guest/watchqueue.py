@@ -82,6 +82,8 @@ class WatchQueueBackend:
         self.watches: list[wq_oracle.Watch] = []
         self.counters: dict[tuple[str, int], int] = {}
         self.counter_problems: list[str] = []
+        # Records owed by an operation the mount table does not show (a removed watch).
+        self.pending: list[dict[str, Any]] = []
 
     # --- the system call -----------------------------------------------------
     def watch_mount(self, path: str, watch_id: int, dfd: int = sysc.AT_FDCWD,
@@ -104,7 +106,10 @@ class WatchQueueBackend:
         self.watches.append(wq_oracle.Watch(watch_id, m.id, wq_oracle.rel_in(m, path)))
 
     def remove_watch(self, path: str, watch_id_for_oracle: int) -> None:
+        """``watch_mount(path, -1)``; the core posts META/REMOVAL to the removed watch."""
         self.watch_mount(path, -1)
+        self.pending.append({"kind": "meta", "event": "REMOVAL",
+                             "watch_id": watch_id_for_oracle, "flags": []})
         table = snapshot()
         m = wq_oracle.mount_at(table, path)
         rel = wq_oracle.rel_in(m, path)
@@ -149,7 +154,8 @@ class WatchQueueBackend:
 
     def expected(self, before: dict[int, Mount], after: dict[int, Mount],
                  hints: dict[str, Any]) -> list[dict[str, Any]]:
-        exp = wq_oracle.expected(before, after, self.watches, hints)
+        exp = wq_oracle.expected(before, after, self.watches, hints) + self.pending
+        self.pending = []
         gone = before.keys() - after.keys()
         self.watches = [w for w in self.watches if w.mount not in gone]
         return exp

@@ -4,10 +4,15 @@ It encodes the series' documented semantics (the ver #5 commit message):
 - a new mount: NEW_MOUNT on its parent (``triggered_on``), aux = the new mount;
 - an unmount: UNMOUNT on the parent, aux = the mount that went;
 - a move: MOVE_FROM on the old parent and MOVE_TO on the new one, aux = the mount;
+- a new tree (recursive bind, attached clone, propagated copy): NEW_MOUNT for
+  every mount of it, each on its own parent;
 - a read-only change: READONLY on the mount, IS_NOW_RO saying what it is now;
-- any other attribute change: SETATTR on the mount;
-- a recursive attribute change: one record, for the mount it was applied to,
+- any attribute change (read-only included, as ver #5's bind remount does):
+  SETATTR on the mount;
+- a recursive attribute change: one record set, for the mount it was applied to,
   with IS_RECURSIVE;
+- removing a watch (watch_mount(..., -1)): META/REMOVAL to that watch (the
+  watch_queue core posts it); the watched mount going away: META/REMOVAL too;
 - "Mount notifications propagate up the tree towards the root, so a watch will
   catch all of the events happening in the subtree rooted at the watch", with
   IN_SUBTREE set when the event did not happen at the watch itself.
@@ -27,8 +32,6 @@ from typing import Any
 from .mounts import Mount
 
 MOUNT_ATTR_RDONLY = 0x1
-# Attribute bits whose change is a SETATTR (everything but read-only).
-SETATTR_BITS = 0x2 | 0x4 | 0x8 | 0x70 | 0x80 | 0x100000 | 0x200000
 
 
 @dataclass(frozen=True)
@@ -124,20 +127,27 @@ def expected(before: dict[int, Mount], after: dict[int, Mount], watches: list[Wa
             events.append(("MOVE_FROM", before, b.parent, mid, set()))
             events.append(("MOVE_TO", after, a.parent, mid, set()))
     recursive_root = hints.get("recursive_root")
+    changes: dict[int, tuple[int, int]] = {}     # mount -> (attr bits changed, attr now)
     for mid in sorted(before.keys() & after.keys()):
-        b, a = before[mid], after[mid]
-        changed = b.attr ^ a.attr
-        if not changed:
-            continue
-        if recursive_root is not None and mid != recursive_root:
-            continue  # "only generated for the object that initially triggered it"
+        changed = before[mid].attr ^ after[mid].attr
+        if changed:
+            changes[mid] = (changed, after[mid].attr)
+    if recursive_root is not None and changes and recursive_root in after:
+        # "only generated for the object that initially triggered it": one record set
+        # for the mount the change was applied to, whatever mounts below it changed.
+        changed = 0
+        for bits, _ in changes.values():
+            changed |= bits
+        changes = {recursive_root: (changed, after[recursive_root].attr)}
+    for mid, (changed, now) in changes.items():
         flags = {"IS_RECURSIVE"} if recursive_root is not None else set()
+        if now & MOUNT_ATTR_RDONLY:
+            flags.add("IS_NOW_RO")
+        # As ver #5 does for a bind remount: READONLY when the R/O state flipped,
+        # and SETATTR for any change of the mount's attributes (R/O included).
         if changed & MOUNT_ATTR_RDONLY:
-            ro = {"IS_NOW_RO"} if a.attr & MOUNT_ATTR_RDONLY else set()
-            events.append(("READONLY", after, mid, 0, flags | ro))
-        if changed & SETATTR_BITS:
-            ro = {"IS_NOW_RO"} if a.attr & MOUNT_ATTR_RDONLY else set()
-            events.append(("SETATTR", after, mid, 0, flags | ro))
+            events.append(("READONLY", after, mid, 0, set(flags)))
+        events.append(("SETATTR", after, mid, 0, set(flags)))
     out = []
     for w in watches:
         if w.mount in gone:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..abi import DEFAULT_SERIES
 from . import kconfig, pipeline
 from .pipeline import BuildRequest
 
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Build a kernel (Debian's linux-source, or --tree) with a patch series "
         "and Kconfig fragments; same inputs reuse the cached artifact.")
     p.add_argument("--series", metavar="NAME|PATH",
-                   help="a series under patches/, or a directory of patches / an mbox file")
+                   help="a series under patches/, or a directory of patches / an mbox file "
+                   f"(default: {DEFAULT_SERIES}, unless --tree is given)")
     p.add_argument("--tree", metavar="PATH", type=Path,
                    help="a clean kernel git tree to build instead of Debian's linux-source")
     p.add_argument("--config", metavar="FRAGMENT", action="append", dest="configs",
@@ -36,7 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def request_from_args(args: argparse.Namespace) -> BuildRequest:
     """The frozen request for the library; the Namespace stops here."""
-    return BuildRequest(series=args.series, tree=args.tree,
+    # No --series and no --tree: the bundled series on its base, as `--kernel build` does.
+    series = args.series or (None if args.tree is not None else DEFAULT_SERIES)
+    return BuildRequest(series=series, tree=args.tree,
                         configs=tuple(args.configs or kconfig.DEFAULT_FRAGMENTS),
                         jobs=args.jobs, force=args.force, ccache=args.ccache)
 

@@ -126,21 +126,20 @@ def test_move_by_where_the_parents_are(watch_queue_suite: RunResult) -> None:
 
 
 def test_is_now_ro_says_what_the_mount_is(watch_queue_suite: RunResult) -> None:
+    """Each flip is READONLY + SETATTR (as ver #5's bind remount posts them), once."""
     log = scenario_log(watch_queue_suite, "remount-ro")
     ops = [o for o in log.ops if "read-only" in o.label or "read-write" in o.label]
     assert len(ops) == 6
     for op in ops:
-        recs = [r for r in op.records if r["event"] == "READONLY"]
-        assert recs, side_by_side([op])
+        # With AT_RECURSIVE too: one record set, for the mount the call named.
+        assert_events(op, ["READONLY", "SETATTR"])
         by_old = {m["old_id"]: m for m in op.after.values()}
-        for r in recs:
+        for r in op.records:
             m = by_old[r["fields"]["triggered_on"]]
             assert ("IS_NOW_RO" in r["flags"]) == bool(m["attr"] & MOUNT_ATTR_RDONLY), \
                 side_by_side([op])
             assert ("IS_RECURSIVE" in r["flags"]) == ("AT_RECURSIVE" in op.label)
-        if "AT_RECURSIVE" in op.label:
-            # One record for the mount it was applied to, not one per mount of the tree.
-            assert len(_by_watch(op, 1)) == 1, side_by_side([op])
+            assert m["point"].endswith("/b" if "AT_RECURSIVE" not in op.label else "/c")
 
 
 def test_setattr_never_claims_read_only(watch_queue_suite: RunResult) -> None:
@@ -194,6 +193,8 @@ def test_filters_and_watch_removal(watch_queue_suite: RunResult) -> None:
     op = log.op("mount tmpfs on a/sub")
     assert sorted(r["watch_id"] for r in op.records) == [1, 9]
     assert [r["watch_id"] for r in log.op("mount tmpfs on b").records] == [1]
+    (removal,) = log.op("remove watch 9").records
+    assert (removal["event"], removal["watch_id"]) == ("REMOVAL", 9)
     assert [r["watch_id"] for r in log.op("mount tmpfs on a/c").records] == [1]
     assert all(c["ok"] for c in log.checks), log.checks
 

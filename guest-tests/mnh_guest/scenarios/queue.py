@@ -114,7 +114,9 @@ def overrun(ctx: Context) -> None:
     wq.watch_mount(ws, 2, queue_fd=wfd)
     ws_unique = sysc.statx_mnt_id(ws)
     model = set(listmount(ws_unique))            # the reader's model of mounts below ws
-    burst = 24
+    # The kernel rounds a queue up to whole pages of notes (32 per page), so a
+    # 1-note queue holds 32 records: the burst must be larger than that.
+    burst = 48
     for i in range(burst):
         d = ctx.mkdir(f"m{i}")
         ctx.op(f"burst mount {i}", lambda d=d: sysc.mount("b", d, "tmpfs"))  # type: ignore[misc]
