@@ -40,6 +40,14 @@ PREREQS: tuple[Prereq, ...] = (
     Prereq("udevadm", "exe", "udevadm", apt="udev", why="virtme-ng-init starts udev in guest"),
     Prereq("dpkg-deb", "exe", "dpkg-deb", apt="dpkg", why="unpacks prebuilt Debian kernels"),
     Prereq("apt-get", "exe", "apt-get", apt="apt", why="downloads prebuilt Debian kernels"),
+    # The automount-expiry scenario runs a loopback NFSv4 server inside the guest, whose
+    # root is the host's: the server's userland must be installed on the host.
+    Prereq("rpc.nfsd", "exe", "rpc.nfsd", apt="nfs-kernel-server",
+           why="guest NFS server (automount-expiry)"),
+    Prereq("rpc.mountd", "exe", "rpc.mountd", apt="nfs-kernel-server",
+           why="answers the guest nfsd's export upcalls"),
+    Prereq("exportfs", "exe", "exportfs", apt="nfs-kernel-server",
+           why="exports the guest NFS server's directories"),
     Prereq("git", "exe", "git", apt="git", why="applies series (git am), bisects",
            needed_for="build"),
     Prereq("gcc", "exe", "gcc", apt="gcc", why="compiles the kernel", needed_for="build"),
