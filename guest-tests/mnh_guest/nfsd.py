@@ -85,7 +85,7 @@ class Server:
 
     exports: list[Export]
     log_dir: str
-    timeout: float = 30.0          # per command
+    timeout: float = 15.0          # per command
     threads: int = 2
     transcript: list[dict[str, Any]] = field(default_factory=list)
     _mountd: subprocess.Popen[bytes] | None = None
