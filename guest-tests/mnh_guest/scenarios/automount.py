@@ -65,10 +65,13 @@ def bounded(fn: Callable[[], Any], timeout: float, what: str) -> None:
             raise TimeoutError(f"{what}: no answer within {timeout:.0f} s (child killed)")
         time.sleep(0.02)
     code = os.waitstatus_to_exitcode(status)
-    if code == 255:
-        raise OSError(0, f"{what}: the child failed with an exception")
+    if code < 0:
+        raise OSError(0, f"{what}: the child was killed by signal {-code}")
+    if code in (254, 255):
+        raise OSError(0, f"{what}: the child failed with "
+                      f"{'an OSError without errno' if code == 254 else 'an exception'}")
     if code != 0:
-        raise OSError(code, f"{what}: {os.strerror(code) if code > 0 else f'status {code}'}")
+        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
 def probe_fs(fstype: str) -> None:
