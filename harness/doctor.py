@@ -7,17 +7,20 @@ README's "fresh machine" command and CI both go through ``doctor --install``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import accel, paths
 
 MIN_FREE_GB = 20
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ PREREQS: tuple[Prereq, ...] = (
     Prereq("udevadm", "exe", "udevadm", apt="udev", why="virtme-ng-init starts udev in guest"),
     Prereq("dpkg-deb", "exe", "dpkg-deb", apt="dpkg", why="unpacks prebuilt Debian kernels"),
     Prereq("apt-get", "exe", "apt-get", apt="apt", why="downloads prebuilt Debian kernels"),
+    # The automount-expiry scenario runs a loopback NFSv4 server inside the guest, whose
+    # root is the host's: the server's userland must be installed on the host.
+    Prereq("rpc.nfsd", "exe", "rpc.nfsd", apt="nfs-kernel-server",
+           why="guest NFS server (automount-expiry)"),
+    Prereq("rpc.mountd", "exe", "rpc.mountd", apt="nfs-kernel-server",
+           why="answers the guest nfsd's export upcalls"),
+    Prereq("exportfs", "exe", "exportfs", apt="nfs-kernel-server",
+           why="exports the guest NFS server's directories"),
     Prereq("git", "exe", "git", apt="git", why="applies series (git am), bisects",
            needed_for="build"),
     Prereq("gcc", "exe", "gcc", apt="gcc", why="compiles the kernel", needed_for="build"),
@@ -60,6 +71,24 @@ PREREQS: tuple[Prereq, ...] = (
            apt="linux-source-6.12", why="the base tree of the bundled series",
            needed_for="build"),
 )
+
+
+@contextlib.contextmanager
+def no_service_starts(policy: Path = POLICY_RC_D) -> Iterator[bool]:
+    """While installing, deny package scripts any service start (Debian's policy-rc.d,
+    exit status 101): nfs-kernel-server would otherwise start nfsd and rpcbind on the
+    host, which only the guest needs. A machine's own policy-rc.d is left alone; True
+    when this one was written (and is removed again)."""
+    if policy.exists() or not os.access(policy.parent, os.W_OK):
+        yield False
+        return
+    policy.write_text("#!/bin/sh\n# harness doctor --install: no service starts while it "
+                      "installs\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield True
+    finally:
+        policy.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -124,7 +153,8 @@ def doctor(install: bool, probe_kernel: Path | None = None) -> int:
             if os.geteuid() != 0 and cmd[0] == "apt-get":
                 cmd = ["sudo", *cmd]
             print("+ " + " ".join(cmd), file=sys.stderr)
-            res = subprocess.run(cmd, env=env, check=False, timeout=1800)
+            with no_service_starts():
+                res = subprocess.run(cmd, env=env, check=False, timeout=1800)
             if res.returncode != 0:
                 print(f"doctor: `{' '.join(cmd)}` failed with status {res.returncode}; fix "
                       "the package manager's error above and run `harness doctor --install` "

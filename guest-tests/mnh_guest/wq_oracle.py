@@ -1,8 +1,11 @@
 """The watch_queue oracle: which mount notifications a topology change must produce.
 
 It encodes the series' documented semantics (the ver #5 commit message):
-- a new mount: NEW_MOUNT on its parent (``triggered_on``), aux = the new mount;
+- a new mount: NEW_MOUNT on its parent (``triggered_on``), aux = the new mount,
+  with IS_SUBMOUNT when it is an automount (hint ``submount``: the table cannot tell);
 - an unmount: UNMOUNT on the parent, aux = the mount that went;
+- an expiry (hint ``expiry``: an automount the kernel expired, which the table cannot
+  tell from an unmount): EXPIRY on the expired mount itself, aux = 0, then its UNMOUNT;
 - a move: MOVE_FROM on the old parent and MOVE_TO on the new one, aux = the mount;
 - a new tree (recursive bind, attached clone, propagated copy): NEW_MOUNT for
   every mount of it, each on its own parent;
@@ -110,7 +113,7 @@ def expected(before: dict[int, Mount], after: dict[int, Mount], watches: list[Wa
         m = after[mid]
         flags = {"IS_NOW_RO"} if m.attr & MOUNT_ATTR_RDONLY else set()
         if hints.get("submount"):
-            flags.add("IS_SUBMOUNT")
+            flags.add("IS_SUBMOUNT")   # an automount (finish_automount())
         events.append(("NEW_MOUNT", after, m.parent, mid, flags))
     removed = sorted(before.keys() - after.keys(), key=lambda i: _depth(before, i))
     gone = set(removed)
@@ -119,8 +122,11 @@ def expected(before: dict[int, Mount], after: dict[int, Mount], watches: list[Wa
         # The top of an unmounted tree is detached first; the walk from its children
         # then ends inside the detached tree, which is all their table holds.
         table = before if m.parent not in gone else {k: before[k] for k in gone}
-        events.append(("EXPIRY" if hints.get("expiry") else "UNMOUNT", table, m.parent, mid,
-                       set()))
+        if hints.get("expiry") and m.parent not in gone:
+            # mark_mounts_for_expiry() posts EXPIRY on the expiring mount itself (no aux),
+            # then umount_tree() unmounts it like any other unmount.
+            events.append(("EXPIRY", before, mid, 0, set()))
+        events.append(("UNMOUNT", table, m.parent, mid, set()))
     for mid in sorted(before.keys() & after.keys()):
         b, a = before[mid], after[mid]
         if (b.parent, b.point) != (a.parent, a.point):

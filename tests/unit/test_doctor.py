@@ -93,3 +93,20 @@ def test_doctor_all_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(doctor, "PREREQS", (Prereq("sh", "exe", "sh", apt="dash"),))
     assert doctor.doctor(install=False) == 0
     assert "free disk" in capsys.readouterr().out
+
+
+def test_no_service_starts_writes_and_removes_a_denying_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy-rc.d"
+    with doctor.no_service_starts(policy) as written:
+        assert written
+        assert policy.read_text().rstrip().endswith("exit 101")
+        assert policy.stat().st_mode & 0o111
+    assert not policy.exists()
+
+
+def test_no_service_starts_keeps_the_machines_own_policy(tmp_path: Path) -> None:
+    policy = tmp_path / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 0\n")
+    with doctor.no_service_starts(policy) as written:
+        assert not written
+    assert policy.read_text() == "#!/bin/sh\nexit 0\n"

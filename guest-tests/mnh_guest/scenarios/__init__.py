@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import Context
-from . import attrs, expiry, queue, selftest, topology
+from . import attrs, automount, expiry, queue, selftest, topology
 
 BOTH = ("fanotify", "watch-queue")
 WQ = ("watch-queue",)
@@ -24,6 +24,7 @@ class Scenario:
     backends: tuple[str, ...]
     description: str
     selftest: bool = False
+    default: bool = True        # run when no scenario is named
 
 
 TABLE: tuple[Scenario, ...] = (
@@ -46,6 +47,9 @@ TABLE: tuple[Scenario, ...] = (
              "nosuid/nodev/noexec/noatime on and off: never claims IS_NOW_RO"),
     Scenario("expire", expiry.umount_expire, BOTH,
              "umount2(MNT_EXPIRE): EAGAIN, EBUSY while in use, unmount on the second call"),
+    Scenario("automount-expiry", automount.automount_expiry, BOTH,
+             "a loopback NFSv4 automount (IS_SUBMOUNT) that the kernel expires (EXPIRY)",
+             default=False),
     Scenario("bad-input", queue.bad_input, WQ,
              "watch_mount rejects bad flags, ids, fds and paths with the right errno"),
     Scenario("overrun", queue.overrun, WQ,
@@ -66,4 +70,4 @@ BY_NAME = {s.name: s for s in TABLE}
 
 def default_names(backend: str) -> list[str]:
     """The scenarios a run does when none are named."""
-    return [s.name for s in TABLE if backend in s.backends and not s.selftest]
+    return [s.name for s in TABLE if backend in s.backends and not s.selftest and s.default]
