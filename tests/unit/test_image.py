@@ -48,7 +48,7 @@ def test_build_commands_are_lists() -> None:
     assert "--mode=root" in cmd and "--variant=essential" in cmd and "--quiet" in cmd
     assert any(a.startswith("--include=python3,") for a in cmd)
     mk = image.mke2fs_command(Path("/t/root"), Path("/t/img"), 700, "mnhroot")
-    assert mk[-2:] == ["/t/img", "700M"] and ["-d", "/t/root"] == mk[mk.index("-d"):][:2]
+    assert mk[-2:] == ["/t/img", "700M"] and mk[mk.index("-d"):][:2] == ["-d", "/t/root"]
 
 
 def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
 
 
 def test_missing_image_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="does not exist. Build one with"):
+    with pytest.raises(ImageError, match=r"does not exist\. Build one with"):
         image.resolve(str(tmp_path / "nowhere" / "img"))
     with pytest.raises(ImageError, match="not a guest image built by"):
         image.resolve(str(tmp_path))

@@ -11,7 +11,8 @@ import pytest
 from harness import initramfs
 
 DEP = """\
-kernel/fs/ext4/ext4.ko.xz: kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz kernel/lib/crc/crc16.ko.xz
+kernel/fs/ext4/ext4.ko.xz: kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz \
+kernel/lib/crc/crc16.ko.xz
 kernel/fs/mbcache.ko.xz:
 kernel/fs/jbd2/jbd2.ko.xz:
 kernel/lib/crc/crc16.ko.xz:

@@ -6,6 +6,7 @@ refuse it with HostKeyError (a clear message, both fingerprints), in bounded tim
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import threading
@@ -48,10 +49,8 @@ def impostor() -> Iterator[tuple[int, str]]:
                 return
             t = paramiko.Transport(conn)
             t.add_server_key(key)
-            try:
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
                 t.start_server(server=paramiko.ServerInterface())
-            except (paramiko.SSHException, EOFError, OSError):
-                pass
             time.sleep(0.5)
             t.close()
 
