@@ -30,7 +30,7 @@ from .errors import BootError, ImageError
 from .image import Image
 from .kernels import Kernel
 from .serial import SerialConsole
-from .ssh import GuestSSH
+from .ssh import GuestSSH, write_session
 
 log = logging.getLogger("harness")
 
@@ -128,6 +128,7 @@ def boot_and_run(b: ImageBoot, spec: qemu.QemuSpec, runner_argv: list[str], gues
         info["console_shell"] = {"status": rc, "uname_r": release.splitlines()[-1:]}
         ssh = GuestSSH.connect(b.image, b.ssh_port, deadline=start + timeouts.boot)
         info["ssh_s"] = round(time.monotonic() - start, 3)
+        write_session(console_path.parent, b.image, b.ssh_port)  # `harness shell --attach`
         serial.start_pump()
         status, out = ssh.run(["sh", "-c", "command -v python3"])
         if status != 0:

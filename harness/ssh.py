@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import posixpath
 import shlex
@@ -31,6 +32,7 @@ log = logging.getLogger("harness")
 CONNECT_TIMEOUT = 10.0     # one TCP connect / banner / auth attempt
 IO_TIMEOUT = 120.0         # one SFTP or channel operation
 RETRY_PAUSE = 1.0
+SESSION_FILE = "ssh.json"     # beside a running guest's console.log: how to get in
 
 
 def host_key_entry(host: str, port: int, public_line: str) -> tuple[str, paramiko.PKey]:
@@ -206,6 +208,24 @@ class GuestSSH:
                 self._sftp.close()
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def write_session(directory: Path, img: Image, port: int) -> Path:
+    """``ssh.json`` and ``known_hosts`` in ``directory``: how to get a second shell."""
+    kh = directory / "known_hosts"
+    kh.write_text(known_hosts_line(port, img.host_key))
+    data = {"port": port, "image": str(img.directory), "host_fingerprint": img.host_fingerprint,
+            "ssh": ssh_argv(img, port, kh)}
+    path = directory / SESSION_FILE
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def ssh_argv(img: Image, port: int, known_hosts: Path) -> list[str]:
+    """An OpenSSH command line equivalent to the harness's own connection."""
+    return ["ssh", "-i", str(img.client_key), "-p", str(port),
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", f"root@{LOOPBACK}"]
 
 
 def probe_port_open(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:

@@ -137,7 +137,7 @@ def test_changed_host_key_is_refused(guest_image: image.Image, mnh_kernel: str,
     meta["host_key"] = image._new_key()[1]
     (fake / image.META_FILE).write_text(json.dumps(meta))
     t0 = time.monotonic()
-    with pytest.raises(HostKeyError, match="presented SSH host key .* connection was refused"):
+    with pytest.raises(HostKeyError, match=r"presented SSH host key .* connection was refused"):
         run(RunOptions(kernel=mnh_kernel, image=str(fake), scenarios=("mount",),
                        results=tmp_path / "r", timeouts=Timeouts(boot=240)))
     assert time.monotonic() - t0 < 240
