@@ -75,6 +75,7 @@ class SerialConsole:
         self._stop_pump = threading.Event()
         self._lock = threading.Lock()
         self.eof = False
+        self.echo_off = False
         try:
             if interactive:
                 self.child: Any = pexpect.spawn(cmd[0], cmd[1:], timeout=None,
@@ -200,13 +201,18 @@ class SerialConsole:
         """
         token = secrets.token_hex(4)
         # The echoed command line cannot match: the shell expands $? only in the output.
-        self.child.sendline(f"{command}; printf '\\n__mnh_{token}_rc=%s\\n' \"$?\"")
+        # Two lines, so that a command ending in "&" stays valid shell.
+        self.child.sendline(command)
+        self.child.sendline(f"printf '\\n__mnh_{token}_rc=%s\\n' \"$?\"")
         done = re.compile(rf"__mnh_{token}_rc=(\d+)".encode())
         i = self._expect([done, PANIC], timeout)
         if i == 0:
             before = self.child.before.decode(errors="replace").replace("\r", "")
-            # Drop the echoed command line.
-            out = before.split("\n", 1)[1] if "\n" in before else ""
+            lines = [PROMPT.sub(b"", ln.encode()).decode() for ln in before.split("\n")]
+            if self.echo_off:
+                out = "\n".join(ln for ln in lines if ln.strip())
+            else:  # drop the echoed command lines
+                out = "\n".join(ln for ln in lines[1:] if ln.strip() and "__mnh_" not in ln)
             return int(self.child.match.group(1)), out.strip()
         if i == 1:
             title = self.child.match.group(0).decode(errors="replace").strip()
@@ -215,6 +221,15 @@ class SerialConsole:
                             f"{self.console_path}.")
         raise BootError(f"The guest's console shell did not answer {command!r} within "
                         f"{timeout:.0f} s (see {self.console_path}); the guest is stuck.")
+
+    def expect_line(self, pattern: bytes, timeout: float) -> bool:
+        """Wait for ``pattern`` (a regex) on the console; False on timeout or EOF."""
+        return self._expect([re.compile(pattern)], timeout) == 0
+
+    def quiet(self, timeout: float) -> None:
+        """Turn the console's echo off, so command output comes back without the commands."""
+        self.shell("stty -echo", timeout)
+        self.echo_off = True
 
     def wait_prompt(self, timeout: float) -> bool:
         self.child.sendline("")

@@ -35,6 +35,7 @@ from .vmcmd import VmSpec, vng_command
 
 COMMAND_TIMEOUT = 120.0
 POWEROFF_WAIT = 20.0
+WATCH_START = 60.0       # seconds for the watch to say it is watching (python under TCG)
 
 
 def _watch_argv(backend: str, abi_path: str | None) -> list[str]:
@@ -86,8 +87,14 @@ def image_shell(a: argparse.Namespace, kernel: kernels.Kernel, session: Path) ->
         write_session(session, img, port)
         _say(f"second shell: harness shell --attach {session}   (or: "
              f"{shlex.join(ssh_argv(img, port, session / 'known_hosts'))})")
+        if not interactive:
+            console.quiet(COMMAND_TIMEOUT)
         watch = shlex.join(_watch_argv(a.backend, guest_abi))
-        console.shell(f"cd {imageboot.GUEST_TESTS} && ({watch} &) ; sleep 2", COMMAND_TIMEOUT)
+        # In the background of the console's shell: its records interleave with the prompt.
+        console.shell(f"cd {imageboot.GUEST_TESTS} && {watch} &", COMMAND_TIMEOUT)
+        if not console.expect_line(rb"mnh-watch: .*records follow", WATCH_START):
+            _say(f"the mount watch did not start within {WATCH_START:.0f} s; see "
+                 f"{session / 'console.log'}")
         if interactive:
             _say("root shell on the guest's console; mount things and watch the records. "
                  "Leave with ^] (the guest is stopped).")

@@ -28,6 +28,9 @@ from .image import Image, fingerprint
 from .qemu import LOOPBACK
 
 log = logging.getLogger("harness")
+# paramiko logs every refused early connection (QEMU's forward accepts before sshd is up)
+# as an ERROR with a traceback; the retry loop below reports what matters.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 CONNECT_TIMEOUT = 10.0     # one TCP connect / banner / auth attempt
 IO_TIMEOUT = 120.0         # one SFTP or channel operation
