@@ -128,8 +128,13 @@ def vng_shell(a: argparse.Namespace, kernel: kernels.Kernel, session: Path) -> i
     gdb = qemu.check_port(_gdb_port(a) or qemu.free_port(), "gdb stub") if a.gdb is not None \
         else None
     abi_file = _abi_file(a.backend, kernel, a.series, session)
-    watch = shlex.join(_watch_argv(a.backend, str(abi_file) if abi_file else None))
-    script = f"{watch} & sleep 2; " + (" ; ".join(a.command) if a.command else "exec bash -i")
+    ready = "/tmp/mnh-watch.ready"
+    watch = shlex.join([*_watch_argv(a.backend, str(abi_file) if abi_file else None),
+                        "--ready-file", ready])
+    # The watch in the background; the commands (or bash) once it says it is watching.
+    script = (f"rm -f {ready}; {watch} & i=0; while [ ! -e {ready} ] && [ $i -lt 600 ]; "
+              f"do sleep 0.1; i=$((i+1)); done; "
+              + (" ; ".join([*a.command, "sleep 1"]) if a.command else "exec bash -i"))
     spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=("sh", "-c", script),
                   cwd=GUEST_DIR, rwdirs=(session,), memory=a.memory,
                   cpus=a.cpus or default_cpus(chosen.name), append=tuple(a.append),

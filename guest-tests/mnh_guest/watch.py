@@ -9,6 +9,7 @@ still exists. Stops on SIGTERM/SIGINT or after ``--duration`` seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -47,7 +48,7 @@ def describe(record: Any, table: dict[int, mounts.Mount]) -> str:
 
 
 def watch(backend_name: str, abi_path: str | None, path: str, duration: float,
-          out: TextIO) -> int:
+          out: TextIO, ready_file: str | None = None) -> int:
     if backend_name == "fanotify":
         backend: Any = fanotify.FanotifyBackend()
         backend.open()
@@ -61,6 +62,9 @@ def watch(backend_name: str, abi_path: str | None, path: str, duration: float,
         layouts = (backend.layout,)
     what = path if backend_name != "fanotify" else "this mount namespace"
     print(f"mnh-watch: {backend_name} watch on {what}; records follow", file=out, flush=True)
+    if ready_file:
+        with open(ready_file, "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()}\n")
     end = time.monotonic() + duration if duration > 0 else float("inf")
     try:
         while time.monotonic() < end:
@@ -85,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--abi", help="JSON file with the series' [abi] table (watch-queue)")
     p.add_argument("--path", default="/", help="watch-queue: the mount to watch (subtree)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: never)")
+    p.add_argument("--ready-file", help="create this file once the watch is in place")
     a = p.parse_args(argv)
     try:
-        return watch(a.backend, a.abi, a.path, a.duration, sys.stdout)
+        return watch(a.backend, a.abi, a.path, a.duration, sys.stdout, a.ready_file)
     except ScenarioSkipped as exc:
         print(f"mnh-watch: {exc}", file=sys.stderr)
         return 4

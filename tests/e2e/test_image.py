@@ -13,13 +13,14 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from harness import image
+from harness import cli, image, shell
 from harness.boot import Timeouts
 from harness.errors import BootError, HostKeyError, ImageError
 from harness.run import RunOptions, RunResult, exit_code, run
@@ -165,3 +166,57 @@ def test_bad_images_and_a_taken_port_fail_before_booting(guest_image: image.Imag
                            ssh_port=port, results=tmp_path / "r3"))
     assert time.monotonic() - t0 < 120
     assert not (tmp_path / "r1").exists()    # nothing booted, no results directory
+
+
+def test_second_shell_into_a_running_scenario(guest_image: image.Image, mnh_kernel: str,
+                                              tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "hang"
+    box: dict[str, RunResult | BaseException] = {}
+
+    def background() -> None:
+        try:
+            box["r"] = run(RunOptions(kernel=mnh_kernel, image=str(guest_image.directory),
+                                      scenarios=("selftest-hang",), guest_timeout=30,
+                                      results=results, timeouts=Timeouts(boot=240, run=400)))
+        except BaseException as exc:  # reported by the assertion below
+            box["r"] = exc
+
+    th = threading.Thread(target=background, daemon=True)
+    th.start()
+    deadline = time.monotonic() + 300
+    while not (results / "ssh.json").exists() and time.monotonic() < deadline and th.is_alive():
+        time.sleep(0.5)
+    # The runner starts right after ssh.json is written; wait for its start marker.
+    while ("mnh: scenario selftest-hang start" not in _read(results / "console.log")
+           and time.monotonic() < deadline and th.is_alive()):
+        time.sleep(0.5)
+    capsys.readouterr()
+    rc = shell.attach(results, ["ls /root/mnh/results/scenarios", "pgrep -f mnh_guest.run"])
+    out = capsys.readouterr().out
+    th.join(timeout=400)
+    assert rc == 0 and "selftest-hang.jsonl" in out, out
+    r = box["r"]
+    assert isinstance(r, RunResult), r
+    assert r.scenario("selftest-hang").outcome is Outcome.TIMEOUT
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_shell_prints_records_live(guest_image: image.Image, mnh_kernel: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    rc = cli.main(["shell", "--kernel", mnh_kernel, "--image", str(guest_image.directory),
+                   "--command", "mkdir -p /mnt/a /mnt/b",
+                   "--command", "mount -t tmpfs t /mnt/a",
+                   "--command", "mount --move /mnt/a /mnt/b",
+                   "--command", "umount /mnt/b"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    watch = [ln.split()[1] for ln in out.splitlines() if ln.startswith("mnh-watch: ")
+             and "mnt_id=" in ln]
+    assert watch == ["ATTACH", "ATTACH|DETACH", "DETACH"], out
