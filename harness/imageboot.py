@@ -24,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paramiko
+
 from . import initramfs, qemu
-from .boot import KILL_GRACE, BootResult, Timeouts, watch
-from .errors import BootError, ImageError
+from .boot import KILL_GRACE, PANIC_GRACE, BootResult, Timeouts, watch
+from .errors import BootError, HostKeyError, ImageError
 from .image import Image
 from .kernels import Kernel
 from .serial import SerialConsole
@@ -123,29 +125,20 @@ def boot_and_run(b: ImageBoot, spec: qemu.QemuSpec, runner_argv: list[str], gues
                 serial.stop()
             return _boot_failure(ready.state, ready.detail, round(time.monotonic() - start, 3),
                                  serial.poll(), timeouts), info
-        # The console's root shell works (and a panic at its prompt would show here).
-        rc, release = serial.shell("uname -r", SHELL_CHECK_TIMEOUT)
-        info["console_shell"] = {"status": rc, "uname_r": release.splitlines()[-1:]}
-        ssh = GuestSSH.connect(b.image, b.ssh_port, deadline=start + timeouts.boot)
-        info["ssh_s"] = round(time.monotonic() - start, 3)
-        write_session(console_path.parent, b.image, b.ssh_port)  # `harness shell --attach`
-        serial.start_pump()
-        status, out = ssh.run(["sh", "-c", "command -v python3"])
-        if status != 0:
-            raise ImageError(f"The guest image {b.image.path} has no python3 (`command -v "
-                             f"python3` said: {out.strip() or 'nothing'}); the scenario runner "
-                             "needs it. Rebuild the image with `harness image build --force`.")
-        from .run import GUEST_DIR  # the checkout's guest-tests (mnh_guest lives there)
-
-        ssh.run(["rm", "-rf", GUEST_ROOT])
-        info["uploaded_files"] = ssh.put_tree(GUEST_DIR / "mnh_guest",
-                                              f"{GUEST_TESTS}/mnh_guest")
-        for local, remote in upload:
-            ssh.put(local, remote)
-        ssh.makedirs(f"{GUEST_RESULTS}/scenarios")
-        info["uploaded_s"] = round(time.monotonic() - start, 3)
-        chan = ssh.start(runner_argv, cwd=GUEST_TESTS, stdout=f"{GUEST_RESULTS}/runner.stdout",
-                         stderr=f"{GUEST_RESULTS}/runner.stderr")
+        try:
+            ssh, chan = _prepare(b, serial, console_path, runner_argv, upload, info, start,
+                                 timeouts)
+        except HostKeyError:
+            raise
+        except (BootError, paramiko.SSHException, OSError, EOFError) as exc:
+            # Did the guest go away (a panic at the prompt, during the upload)? Then the
+            # verdict step decides from the console, as for any guest that died early.
+            if serial.wait_exit(PANIC_GRACE) is None:
+                raise BootError(f"The guest is up but the harness could not start the runner "
+                                f"in it: {exc}. See {console_path}.") from exc
+            r = BootResult(returncode=serial.poll(), duration=round(time.monotonic() - start, 3))
+            r.notes.append(f"the guest went away before the runner started ({exc})")
+            return r, info
         guest = _RunnerGuest(serial, ssh, chan)
         scen_dir = guest_out / "scenarios"
         scen_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +168,46 @@ def boot_and_run(b: ImageBoot, spec: qemu.QemuSpec, runner_argv: list[str], gues
         if ssh is not None:
             ssh.close()
         serial.stop()
+
+
+def _prepare(b: ImageBoot, serial: SerialConsole, console_path: Path, runner_argv: list[str],
+             upload: list[tuple[Path, str]], info: dict[str, Any], start: float,
+             timeouts: Timeouts) -> tuple[GuestSSH, Any]:
+    """From "ready" to a running runner: console check, SSH, uploads, the runner's channel."""
+    # The console's root shell works (and a panic at its prompt would show here).
+    rc, release = serial.shell("uname -r", SHELL_CHECK_TIMEOUT)
+    info["console_shell"] = {"status": rc, "uname_r": release.splitlines()[-1:]}
+    ssh = GuestSSH.connect(b.image, b.ssh_port, deadline=start + timeouts.boot)
+    try:
+        return ssh, _start_runner(b, serial, ssh, console_path, runner_argv, upload, info,
+                                  start)
+    except BaseException:
+        ssh.close()
+        raise
+
+
+def _start_runner(b: ImageBoot, serial: SerialConsole, ssh: GuestSSH, console_path: Path,
+                  runner_argv: list[str], upload: list[tuple[Path, str]], info: dict[str, Any],
+                  start: float) -> Any:
+    info["ssh_s"] = round(time.monotonic() - start, 3)
+    write_session(console_path.parent, b.image, b.ssh_port)  # `harness shell --attach`
+    serial.start_pump()
+    status, out = ssh.run(["sh", "-c", "command -v python3"])
+    if status != 0:
+        raise ImageError(f"The guest image {b.image.path} has no python3 (`command -v "
+                         f"python3` said: {out.strip() or 'nothing'}); the scenario runner "
+                         "needs it. Rebuild the image with `harness image build --force`.")
+    from .run import GUEST_DIR  # the checkout's guest-tests (mnh_guest lives there)
+
+    ssh.run(["rm", "-rf", GUEST_ROOT])
+    info["uploaded_files"] = ssh.put_tree(GUEST_DIR / "mnh_guest",
+                                          f"{GUEST_TESTS}/mnh_guest")
+    for local, remote in upload:
+        ssh.put(local, remote)
+    ssh.makedirs(f"{GUEST_RESULTS}/scenarios")
+    info["uploaded_s"] = round(time.monotonic() - start, 3)
+    return ssh.start(runner_argv, cwd=GUEST_TESTS, stdout=f"{GUEST_RESULTS}/runner.stdout",
+                     stderr=f"{GUEST_RESULTS}/runner.stderr")
 
 
 def check_ports(ssh_port: int | None, gdb_port: int | None) -> tuple[int, int | None]:
