@@ -115,8 +115,11 @@ def boot_and_run(b: ImageBoot, spec: qemu.QemuSpec, runner_argv: list[str], gues
     start = serial.started
     ssh: GuestSSH | None = None
     try:
+        log.info("image mode: booting %s", describe(b))
         ready = serial.wait_ready(timeouts.boot)
         info["ready_s"] = ready.seconds
+        log.info("image mode: guest %s after %.1f s%s", ready.state, ready.seconds,
+                 f" ({ready.detail})" if ready.detail else "")
         if ready.state != "ready":
             if ready.state == "timeout":
                 serial.stop()
@@ -190,6 +193,8 @@ def _start_runner(b: ImageBoot, serial: SerialConsole, ssh: GuestSSH, console_pa
                   runner_argv: list[str], upload: list[tuple[Path, str]], info: dict[str, Any],
                   start: float) -> Any:
     info["ssh_s"] = round(time.monotonic() - start, 3)
+    log.info("image mode: SSH login after %.1f s (host key %s verified)", info["ssh_s"],
+             b.image.host_fingerprint)
     write_session(console_path.parent, b.image, b.ssh_port)  # `harness shell --attach`
     serial.start_pump()
     status, out = ssh.run(["sh", "-c", "command -v python3"])
@@ -206,6 +211,8 @@ def _start_runner(b: ImageBoot, serial: SerialConsole, ssh: GuestSSH, console_pa
         ssh.put(local, remote)
     ssh.makedirs(f"{GUEST_RESULTS}/scenarios")
     info["uploaded_s"] = round(time.monotonic() - start, 3)
+    log.info("image mode: %d files uploaded after %.1f s; starting the runner",
+             info["uploaded_files"], info["uploaded_s"])
     return ssh.start(runner_argv, cwd=GUEST_TESTS, stdout=f"{GUEST_RESULTS}/runner.stdout",
                      stderr=f"{GUEST_RESULTS}/runner.stderr")
 
