@@ -11,7 +11,8 @@ transport differs. The sequence:
    guest-tests and the series metadata go in over SFTP.
 4. The runner starts over SSH; ``boot.watch`` applies the layered timeouts to the
    console. Each scenario's verdict and log come back over SFTP as soon as its end
-   marker shows, so a later panic loses nothing already decided.
+   marker shows, and only then does the host let the runner go on (``--ack-timeout``:
+   it creates ``NAME.ack``), so a later panic loses nothing already decided.
 5. The rest of the results come back, and the guest is powered off (sysrq 'o').
 """
 
@@ -39,6 +40,8 @@ log = logging.getLogger("harness")
 GUEST_ROOT = "/root/mnh"
 GUEST_TESTS = f"{GUEST_ROOT}/guest-tests"
 GUEST_RESULTS = f"{GUEST_ROOT}/results"
+# The runner waits this long after each scenario for the host to copy its verdict out.
+ACK_TIMEOUT = 30.0
 POWEROFF_WAIT = 20.0
 SHELL_CHECK_TIMEOUT = 30.0
 
@@ -153,12 +156,15 @@ def boot_and_run(b: ImageBoot, spec: qemu.QemuSpec, runner_argv: list[str], gues
                 with contextlib.suppress(Exception):
                     ssh.get(f"{GUEST_RESULTS}/scenarios/{name}{suffix}",
                             scen_dir / f"{name}{suffix}")
+            # Only now may the runner start the next scenario (--ack-timeout).
+            with contextlib.suppress(Exception):
+                ssh.sftp.open(f"{GUEST_RESULTS}/scenarios/{name}.ack", "w").close()
 
         result = watch(guest, console_path, timeouts, start, on_end=fetch)
         if guest.runner_status is not None:
             # The runner ended normally: everything it wrote comes back.
             with contextlib.suppress(Exception):
-                ssh.get_tree(GUEST_RESULTS, guest_out)
+                ssh.get_tree(GUEST_RESULTS, guest_out, skip_suffixes=(".ack",))
         if serial.poll() is None:
             with contextlib.suppress(Exception):
                 ssh.start(["sh", "-c", "sync; echo o > /proc/sysrq-trigger"])

@@ -135,6 +135,9 @@ def run(opts: RunOptions) -> RunResult:
         guest_cmd += ["--abi", f"{guest_results}/abi.json"]
     for n in names:
         guest_cmd += ["--scenario", n]
+    if img is not None:
+        # Each verdict leaves the guest before the next scenario may crash it.
+        guest_cmd += ["--ack-timeout", str(imageboot.ACK_TIMEOUT)]
     cpus = opts.cpus or default_cpus(chosen.name)
     console_path = res / "console.log"
     if img is None:

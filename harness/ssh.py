@@ -181,15 +181,17 @@ class GuestSSH:
         self.makedirs(posixpath.dirname(remote))
         self.sftp.put(str(local), remote)
 
-    def get_tree(self, remote: str, local: Path) -> int:
+    def get_tree(self, remote: str, local: Path, skip_suffixes: tuple[str, ...] = ()) -> int:
         """Copy a directory tree out of the guest; the number of files."""
         count = 0
         local.mkdir(parents=True, exist_ok=True)
         for entry in self.sftp.listdir_attr(remote):
+            if entry.filename.endswith(skip_suffixes) and skip_suffixes:
+                continue
             src = posixpath.join(remote, entry.filename)
             dst = local / entry.filename
             if entry.st_mode is not None and stat.S_ISDIR(entry.st_mode):
-                count += self.get_tree(src, dst)
+                count += self.get_tree(src, dst, skip_suffixes)
             else:
                 self.get(src, dst)
                 count += 1
