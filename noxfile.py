@@ -47,7 +47,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".", "mypy>=1.11", "pytest>=8", "nox")
+    session.install("-e", ".", "mypy>=1.11", "pytest>=8", "nox", "types-paramiko",
+                    "types-pexpect")
     session.run("mypy", "--strict", "harness", "guest-tests/mnh_guest")
 
 

@@ -85,11 +85,62 @@ def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_suite_to_bare": round(med_s / med_b, 3), "target_ratio": 1.3}
 
 
+def bench_image(args: argparse.Namespace) -> dict[str, Any]:
+    """Image mode: image build (cold, in a scratch cache; then cached) and boot-to-SSH
+    under the same accelerator, next to a bare virtme-ng boot measured in the same run."""
+    from . import image
+
+    kernel = kernels.resolve(args.kernel)
+    acc = accel.choose(kernel.image)
+    cpus = default_cpus(acc.name)
+    with tempfile.TemporaryDirectory(prefix="mnh-bench-image-") as scratch:
+        saved = os.environ.get("MNH_CACHE_DIR")
+        os.environ["MNH_CACHE_DIR"] = scratch       # a cold build: nothing cached
+        try:
+            t0 = time.monotonic()
+            image.build()
+            cold = time.monotonic() - t0
+        finally:
+            if saved is None:
+                os.environ.pop("MNH_CACHE_DIR", None)
+            else:
+                os.environ["MNH_CACHE_DIR"] = saved
+    img = image.build()                              # the real cache (built if missing)
+    t0 = time.monotonic()
+    image.build()
+    cached = time.monotonic() - t0
+    ready, to_ssh, image_total, bare = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
+        for i in range(args.boots):
+            spec = VmSpec(kernel=kernel.image, accel=acc.name, guest_command=("true",),
+                          cwd=Path(tmp), cpus=cpus)
+            bare.append(_time_cmd(vng_command(spec), 600))
+            t0 = time.monotonic()
+            r = run(RunOptions(kernel=args.kernel, image=str(img.directory),
+                               scenarios=("mount",), results=Path(tmp) / f"image-{i}"))
+            image_total.append(time.monotonic() - t0)
+            if not r.passed:
+                raise SystemExit(f"bench: the image-mode run did not pass: {r.results_dir}")
+            info = json.loads((r.results_dir / "results.json").read_text())["image_mode"]
+            ready.append(info["ready_s"])
+            to_ssh.append(info["ssh_s"])
+    med_ssh, med_bare = statistics.median(to_ssh), statistics.median(bare)
+    return {"kernel": kernel.release, "accel": acc.name, "cpus": cpus, "boots": args.boots,
+            "image_build_cold_s": round(cold, 1), "image_build_cached_s": round(cached, 3),
+            "boot_to_ready_s": ready, "boot_to_ssh_s": to_ssh,
+            "image_run_mount_scenario_s": [round(x, 2) for x in image_total],
+            "bare_vng_s": [round(x, 2) for x in bare],
+            "boot_to_ssh_median_s": round(med_ssh, 2), "bare_vng_median_s": round(med_bare, 2),
+            "ratio_boot_to_ssh_to_bare_vng": round(med_ssh / med_bare, 3)}
+
+
+
 BENCHES: dict[str, Bench] = {
     "decoder": bench_decoder,
     "fanotify_suite": bench_suite,
     "build": bench_build.bench_build,
     "watch_queue_suite": bench_build.bench_watch_queue_suite,
+    "image": bench_image,
 }
 
 

@@ -14,8 +14,10 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from . import console
 from .errors import BootError
@@ -56,6 +58,7 @@ class _ConsoleTail:
         self.done = False
         self.current = ""
         self.panicked = False
+        self.ended: list[str] = []
 
     def poll(self) -> None:
         try:
@@ -84,6 +87,7 @@ class _ConsoleTail:
                     self.current = mk.scenario
                 elif mk.what == "end":
                     self.current = ""
+                    self.ended.append(mk.scenario)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -104,6 +108,27 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     log.warning("guest process group %d survived SIGKILL", proc.pid)
 
 
+class Guest(Protocol):
+    """What the supervisor needs of a running guest, whatever started it."""
+
+    def poll(self) -> int | None: ...   # exit status once the guest (or its runner) ended
+    def stop(self) -> None: ...         # SIGTERM, then SIGKILL; returns when it is gone
+
+
+class _Process:
+    """A guest that is one process group (vng)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self.proc.poll()
+
+
 def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: Timeouts,
               cwd: Path | None = None) -> BootResult:
     """Run ``cmd`` (vng) with its stderr (the kernel console) to ``console_path``."""
@@ -115,58 +140,78 @@ def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: T
         except OSError as exc:
             raise BootError(f"Could not start {cmd[0]!r}: {exc}. Run `harness doctor --install` "
                             "to install virtme-ng and QEMU.") from exc
-        tail = _ConsoleTail(console_path)
-        result = BootResult(returncode=None, duration=0.0)
-        scenario_started = start
-        current = ""
-        panic_seen_at: float | None = None
-        done_at: float | None = None
+        guest = _Process(proc)
         try:
-            while True:
-                rc = proc.poll()
-                tail.poll()
-                now = time.monotonic()
-                if tail.booted and result.booted_at is None:
-                    result.booted_at = round(now - start, 3)
-                if tail.current != current:
-                    current, scenario_started = tail.current, now
-                if rc is not None:
-                    result.returncode = rc
-                    break
-                if tail.panicked and panic_seen_at is None:
-                    panic_seen_at = now
-                if tail.done and done_at is None:
-                    done_at = now
-                expired = ""
-                if now - start > timeouts.run:
-                    expired = "run"
-                elif not tail.booted and now - start > timeouts.boot:
-                    expired = "boot"
-                elif current and now - scenario_started > timeouts.scenario:
-                    expired = f"scenario:{current}"
-                elif panic_seen_at is not None and now - panic_seen_at > PANIC_GRACE:
-                    expired = "panic"
-                elif done_at is not None and now - done_at > timeouts.shutdown:
-                    expired = "shutdown"
-                if expired:
-                    result.timed_out = expired
-                    result.killed = True
-                    if expired == "shutdown":
-                        result.notes.append(
-                            f"the guest did not power off within {timeouts.shutdown:.0f} s of "
-                            "the runner's end (a kernel hang at shutdown: see the end of the "
-                            "console log); every verdict was in, so it was stopped")
-                    else:
-                        result.notes.append(f"{expired} deadline passed after "
-                                            f"{now - start:.1f} s; sent SIGTERM, then SIGKILL "
-                                            "if needed")
-                    _stop(proc)
-                    result.returncode = proc.returncode
-                    break
-                time.sleep(0.1)
+            result = watch(guest, console_path, timeouts, start)
         finally:
             if proc.poll() is None:
                 _stop(proc)
-        tail.poll()
+        result.returncode = proc.returncode
+    return result
+
+
+def watch(guest: Guest, console_path: Path, timeouts: Timeouts, start: float,
+          on_end: Callable[[str], None] | None = None) -> BootResult:
+    """Follow ``guest``'s console until it ends or a deadline passes (then stop it).
+
+    ``start`` is when the guest was started (monotonic), for the boot and run clocks;
+    ``on_end(name)`` is called when a scenario's end marker appears.
+    """
+    tail = _ConsoleTail(console_path)
+    result = BootResult(returncode=None, duration=0.0)
+    scenario_started = start
+    current = ""
+    panic_seen_at: float | None = None
+    done_at: float | None = None
+    try:
+        while True:
+            rc = guest.poll()
+            tail.poll()
+            now = time.monotonic()
+            if tail.booted and result.booted_at is None:
+                result.booted_at = round(now - start, 3)
+            if on_end is not None:
+                while tail.ended:
+                    on_end(tail.ended.pop(0))
+            if tail.current != current:
+                current, scenario_started = tail.current, now
+            if rc is not None:
+                result.returncode = rc
+                break
+            if tail.panicked and panic_seen_at is None:
+                panic_seen_at = now
+            if tail.done and done_at is None:
+                done_at = now
+            expired = ""
+            if now - start > timeouts.run:
+                expired = "run"
+            elif not tail.booted and now - start > timeouts.boot:
+                expired = "boot"
+            elif current and now - scenario_started > timeouts.scenario:
+                expired = f"scenario:{current}"
+            elif panic_seen_at is not None and now - panic_seen_at > PANIC_GRACE:
+                expired = "panic"
+            elif done_at is not None and now - done_at > timeouts.shutdown:
+                expired = "shutdown"
+            if expired:
+                result.timed_out = expired
+                result.killed = True
+                if expired == "shutdown":
+                    result.notes.append(
+                        f"the guest did not power off within {timeouts.shutdown:.0f} s of "
+                        "the runner's end (a kernel hang at shutdown: see the end of the "
+                        "console log); every verdict was in, so it was stopped")
+                else:
+                    result.notes.append(f"{expired} deadline passed after "
+                                        f"{now - start:.1f} s; sent SIGTERM, then SIGKILL "
+                                        "if needed")
+                guest.stop()
+                result.returncode = guest.poll()
+                break
+            time.sleep(0.1)
+    finally:
+        if guest.poll() is None and result.returncode is None:
+            guest.stop()
+    tail.poll()
     result.duration = round(time.monotonic() - start, 3)
     return result

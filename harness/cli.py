@@ -8,12 +8,13 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from . import __version__, compare, decodelog, doctor, kernels, run
+from . import __version__, compare, decodelog, doctor, image, kernels, run, shell
 from .build import command as build
 from .errors import HarnessError
 
 # The subcommands, in help order: each module has register(subparsers).
-COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, build, run, decodelog, compare)
+COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, build, image, run, shell, decodelog,
+                                    compare)
 
 
 def parser() -> argparse.ArgumentParser:

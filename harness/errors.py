@@ -49,6 +49,14 @@ class BootError(HarnessError):
     """The guest could not be started (bad kernel path, QEMU refused, ...)."""
 
 
+class ImageError(HarnessError):
+    """A guest image is missing, corrupt, or lacks what the harness needs."""
+
+
+class HostKeyError(BootError):
+    """The guest presented an SSH host key other than the one recorded for its image."""
+
+
 class LostVMError(HarnessError):
     """The guest went away without reporting a verdict."""
 

@@ -15,7 +15,7 @@ from typing import Any
 import mnh_guest
 from mnh_guest.scenarios import BY_NAME, default_names
 
-from . import abi, accel, kernels, paths, report
+from . import abi, accel, image, imageboot, kernels, paths, qemu, report
 from .boot import BootResult, Timeouts, supervise
 from .errors import BootError, LostVMError
 from .verdict import Outcome, ScenarioResult, assign
@@ -38,6 +38,9 @@ class RunOptions:
     guest_timeout: float = 60.0       # per scenario, enforced by the guest runner (0: none)
     guest_python: str = "python3"
     series: str | None = None         # watch-queue: whose [abi] (default: the kernel's own)
+    image: str | None = None          # image mode: a guest image (directory or suite name)
+    ssh_port: int | None = None       # image mode: host port of the SSH forward (default: free)
+    gdb_port: int | None = None       # image mode: QEMU's gdb stub on this loopback port
 
 
 @dataclass
@@ -108,35 +111,61 @@ def default_cpus(accel_name: str) -> int:
 def run(opts: RunOptions) -> RunResult:
     names = scenario_names(opts.backend, opts.scenarios)
     kernel = kernels.resolve(opts.kernel)
+    img = None
+    if opts.image:
+        # Checked before anything boots: a bad image or a taken port fails in seconds.
+        img = image.resolve(opts.image)
+        image.check(img.path)
+        ssh_port, gdb_port = imageboot.check_ports(opts.ssh_port, opts.gdb_port)
     chosen = accel.choose(kernel.image)
     log.info("accelerator: %s (%s)", chosen.name, chosen.reason)
-    if shutil.which("vng") is None:
+    if img is None and shutil.which("vng") is None:
         raise BootError("virtme-ng (vng) is not installed. Run `harness doctor --install`.")
     res = _new_results_dir(opts.results)
     guest_out = res / "guest"
     guest_out.mkdir()
-    guest_cmd = [opts.guest_python, "-B", "-m", "mnh_guest.run", "--results", str(guest_out),
+    # Where the runner writes in the guest: the shared results directory under vng, a
+    # directory of the guest's own disk in image mode (copied back over SFTP).
+    guest_results = imageboot.GUEST_RESULTS if img is not None else str(guest_out)
+    guest_cmd = [opts.guest_python, "-B", "-m", "mnh_guest.run", "--results", guest_results,
                  "--backend", opts.backend, "--timeout", str(opts.guest_timeout)]
     if opts.backend == "watch-queue":
         series = opts.series or abi.series_of_kernel(kernel.metadata) or abi.DEFAULT_SERIES
         (guest_out / "abi.json").write_text(json.dumps(abi.load(series), indent=2) + "\n")
-        guest_cmd += ["--abi", str(guest_out / "abi.json")]
+        guest_cmd += ["--abi", f"{guest_results}/abi.json"]
     for n in names:
         guest_cmd += ["--scenario", n]
-    spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
-                  cwd=GUEST_DIR, rwdirs=(guest_out,), memory=opts.memory,
-                  cpus=opts.cpus or default_cpus(chosen.name), append=opts.append,
-                  stdout_file=guest_out / "runner.stdout",
-                  stderr_file=guest_out / "runner.stderr")
-    cmd = vng_command(spec)
-    run_info: dict[str, Any] = {
-        "kernel": kernel.to_json(), "accel": chosen.to_json(), "backend": opts.backend,
-        "command": cmd, "timeouts": asdict(opts.timeouts),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
+    if img is not None:
+        # Each verdict leaves the guest before the next scenario may crash it.
+        guest_cmd += ["--ack-timeout", str(imageboot.ACK_TIMEOUT)]
+    cpus = opts.cpus or default_cpus(chosen.name)
     console_path = res / "console.log"
-    boot = supervise(cmd, console_path, res / "vng.stdout", opts.timeouts)
+    if img is None:
+        spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
+                      cwd=GUEST_DIR, rwdirs=(guest_out,), memory=opts.memory,
+                      cpus=cpus, append=opts.append,
+                      stdout_file=guest_out / "runner.stdout",
+                      stderr_file=guest_out / "runner.stderr")
+        cmd = vng_command(spec)
+        run_info = _run_info(kernel, chosen, opts, cmd)
+        (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
+        boot = supervise(cmd, console_path, res / "vng.stdout", opts.timeouts)
+    else:
+        ib = imageboot.ImageBoot(kernel=kernel, image=img, accel=chosen.name, cpus=cpus,
+                                 memory=opts.memory, append=opts.append, ssh_port=ssh_port,
+                                 gdb_port=gdb_port)
+        qspec = imageboot.spec_for(ib)
+        run_info = _run_info(kernel, chosen, opts, qemu.qemu_command(qspec))
+        run_info["mode"] = "image"
+        run_info["image"] = img.to_json()
+        if gdb_port is not None:
+            print(f"harness: gdb stub on {qemu.LOOPBACK}:{gdb_port}; attach with: "
+                  f"{imageboot.gdb_hint(ib)}", file=sys.stderr)
+        (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
+        upload = ([(guest_out / "abi.json", f"{guest_results}/abi.json")]
+                  if opts.backend == "watch-queue" else [])
+        boot, run_info["image_mode"] = imageboot.boot_and_run(
+            ib, qspec, guest_cmd, guest_out, console_path, opts.timeouts, upload)
     verdicts = _read_verdicts(guest_out / "scenarios")
     lines = console_path.read_text(errors="replace").splitlines()
     results = assign(names, opts.backend, verdicts, lines, boot, opts.timeouts,
@@ -152,6 +181,17 @@ def run(opts: RunOptions) -> RunResult:
     report.write_junit(res / "junit.xml", f"mount-notify.{opts.backend}", results)
     (res / "results.ktap").write_text(report.ktap(f"mount-notify.{opts.backend}", results))
     return RunResult(res, kernel, chosen, boot, results)
+
+
+def _run_info(kernel: kernels.Kernel, chosen: accel.Accel, opts: RunOptions,
+              cmd: list[str]) -> dict[str, Any]:
+    """command.json (written now, before the boot) and the head of results.json."""
+    info: dict[str, Any] = {
+        "kernel": kernel.to_json(), "accel": chosen.to_json(), "backend": opts.backend,
+        "command": cmd, "timeouts": asdict(opts.timeouts),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return info
 
 
 def _read_verdicts(d: Path) -> dict[str, dict[str, Any]]:
@@ -208,7 +248,8 @@ def _main(a: argparse.Namespace) -> int:
                       append=tuple(a.append), series=a.series,
                       timeouts=Timeouts(boot=a.boot_timeout, scenario=a.scenario_timeout,
                                         run=a.run_timeout),
-                      guest_timeout=a.guest_timeout)
+                      guest_timeout=a.guest_timeout, image=a.image, ssh_port=a.ssh_port,
+                      gdb_port=a.gdb_port)
     result = run_or_raise_lost(opts)
     print_summary(result)
     return exit_code(result.scenarios)
@@ -237,5 +278,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--run-timeout", type=float, default=Timeouts.run)
     p.add_argument("--guest-timeout", type=float, default=60.0,
                    help="per-scenario timeout enforced inside the guest (0: none)")
+    p.add_argument("--image", metavar="IMAGE", help="image mode: boot QEMU directly with this "
+                   "guest image (a directory from `harness image build`, or a suite name) "
+                   "instead of virtme-ng")
+    p.add_argument("--ssh-port", type=int, default=None, help="image mode: host port on "
+                   "127.0.0.1 forwarded to the guest's sshd (default: a free one)")
+    p.add_argument("--gdb-port", type=int, default=None, help="image mode: expose QEMU's gdb "
+                   "stub on this 127.0.0.1 port")
     p.add_argument("--list-scenarios", action="store_true")
     p.set_defaults(func=_main)

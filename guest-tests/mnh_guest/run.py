@@ -99,6 +99,16 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float,
     return verdict
 
 
+def wait_ack(path: str, timeout: float) -> bool:
+    """Wait until ``path`` exists (the host took the last verdict), at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mnh_guest.run")
     p.add_argument("--results", required=True)
@@ -107,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenario", action="append", default=[])
     p.add_argument("--timeout", type=float, default=60.0,
                    help="per-scenario timeout in seconds (0: none; the host's watchdog acts)")
+    p.add_argument("--ack-timeout", type=float, default=0.0,
+                   help="after each scenario, wait up to this long for the host to create "
+                   "scenarios/NAME.ack (image mode: the host copies each verdict out before "
+                   "the next scenario can crash the guest); 0: do not wait")
     args = p.parse_args(argv)
     names = args.scenario or default_names(args.backend)
     unknown = [n for n in names if n not in BY_NAME]
@@ -124,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         verdict = run_one(name, args.backend, outdir, args.timeout, abi)
         failed += verdict["outcome"] not in ("pass", "skip")
+        if args.ack_timeout > 0:
+            wait_ack(os.path.join(outdir, f"{name}.ack"), args.ack_timeout)
     kmsg("runner done")
     return 1 if failed else 0
 
