@@ -31,8 +31,8 @@ from .. import paths
 from ..errors import PatchError
 from . import artifact, kconfig, make, patch, source
 from .artifact import Artifact, BuildInputs
-from .proc import git
 from .patch import Series
+from .proc import git
 from .source import Base
 
 log = logging.getLogger("harness")
