@@ -133,8 +133,8 @@ def _prepare_tree(base: Base, series: Series | None, workdir: Path,
     source.reset_worktree(src, target)
     applied: list[str] = []
     record = held[:common]
-    assert series is not None or not wanted
-    for p in series.patches[common:] if series else ():
+    for p in series.patches[common:] if series is not None else ():
+        assert series is not None
         applied += patch.apply_series(src, replace(series, patches=(p,)))
         record.append((patch.patch_hash(p), git(src, "rev-parse", "HEAD").stdout.strip()))
     marker.write_text(json.dumps({"base": base.commit, "patches": record}) + "\n")
