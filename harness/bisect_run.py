@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class BisectOptions:
 
     series: str | None = None
     tree: Path | None = None
+    base: Path | None = None            # series mode: a git tree as the base, not Debian's
     good: str | None = None
     bad: str | None = None
     scenarios: tuple[str, ...] = ("move",)
@@ -75,6 +77,7 @@ class BisectOptions:
     def params(self) -> dict[str, Any]:
         """What identifies the bisect in its step log (resuming needs the same)."""
         return {"series": self.series, "tree": str(self.tree) if self.tree else None,
+                "base": str(self.base) if self.base else None,
                 "good": self.good, "bad": self.bad, "scenarios": list(self.scenarios),
                 "pytest": list(self.pytest_args), "backend": self.backend,
                 "runs": self.runs, "threshold": self.threshold, "configs": list(self.configs),
@@ -164,7 +167,7 @@ def series_candidates(opts: BisectOptions) -> list[Candidate]:
     for k in range(good, bad + 1):
         name = series.patches[k - 1].path.name if k else "the base alone"
         out.append(Candidate(label=f"k={k} {name}", rev=str(k),
-                             request=BuildRequest(series=opts.series, upto=k,
+                             request=BuildRequest(series=opts.series, upto=k, tree=opts.base,
                                                   configs=opts.configs)))
     return out
 
@@ -175,15 +178,21 @@ def image_hash(art: Artifact) -> str:
     return hashlib.sha256(art.bzimage.read_bytes()).hexdigest()
 
 
+Runner = Callable[[Artifact, Path], str]   # (kernel, run directory) -> pass/fail/skip
+
+
 class Stepper:
-    """Builds and tests candidates, recording each step in the log."""
+    """Builds and tests candidates, recording each step in the log.  ``runner`` boots
+    the kernel and runs the scenarios (or the pytest selection); the unit tests give
+    their own, which reads the fake kernel tree's image instead of booting it."""
 
     def __init__(self, opts: BisectOptions, candidates: list[Candidate], steplog: StepLog,
-                 results: Path) -> None:
+                 results: Path, runner: Runner | None = None) -> None:
         self.opts = opts
         self.candidates = candidates
         self.log = steplog
         self.results = results
+        self.runner = runner or self._one_run
 
     def _build(self, c: Candidate) -> Artifact:
         if c.checkout is not None and self.opts.tree is not None:
@@ -244,7 +253,7 @@ class Stepper:
         t1 = time.monotonic()
         for i in range(runs):
             where = self.results / f"{phase}-{index:03d}-{c.rev[:12]}" / f"run-{i + 1}"
-            step.runs.append(self._one_run(art, where))
+            step.runs.append(self.runner(art, where))
             step.logs.append(str(where))
             fails = step.runs.count("fail")
             if phase != "confirm" and (fails >= self.opts.threshold or (
@@ -289,7 +298,7 @@ def _endpoint_error(step: Step, which: str, other: Step | None = None) -> Bisect
                        "raise --runs or lower --threshold.")
 
 
-def bisect(opts: BisectOptions) -> BisectResult:
+def bisect(opts: BisectOptions, runner: Runner | None = None) -> BisectResult:
     if (opts.series is None) == (opts.tree is None) and not opts.step_only:
         raise BisectError("Give exactly one of --series NAME (bisect the patches of a series) "
                           "or --tree PATH --good REV --bad REV (bisect commits).")
@@ -300,7 +309,7 @@ def bisect(opts: BisectOptions) -> BisectResult:
     results = (opts.results or paths.cache_dir("bisect") / time.strftime("%Y%m%d-%H%M%S"))
     results = results.resolve()
     steplog = StepLog(results / "bisect.jsonl", opts.params())
-    stepper = Stepper(opts, candidates, steplog, results)
+    stepper = Stepper(opts, candidates, steplog, results, runner)
     original = _head(opts.tree) if opts.tree is not None else None
     try:
         good = stepper.test(0, "endpoint")
@@ -357,7 +366,7 @@ def write_report(res: BisectResult, opts: BisectOptions) -> None:
         "steps": [s.to_json() for s in res.steps]}, indent=2, sort_keys=True) + "\n")
 
 
-def step_once(opts: BisectOptions) -> int:
+def step_once(opts: BisectOptions, runner: Runner | None = None) -> int:
     """``--step``: the tree's HEAD, tested ``--runs`` times; a ``git bisect run`` code."""
     assert opts.tree is not None
     tree = check_tree(opts.tree)
@@ -367,7 +376,7 @@ def step_once(opts: BisectOptions) -> int:
                      request=BuildRequest(tree=tree, configs=opts.configs))
     results = (opts.results or paths.cache_dir("bisect", "steps")).resolve()
     steplog = StepLog(results / f"step-{head[:12]}.jsonl", {**opts.params(), "head": head})
-    step = Stepper(opts, [cand], steplog, results).test(0, "step")
+    step = Stepper(opts, [cand], steplog, results, runner).test(0, "step")
     print(report_lines([step], f"{cand.label}: {step.verdict}")[1])
     return git_code(step.verdict)
 
@@ -375,7 +384,7 @@ def step_once(opts: BisectOptions) -> int:
 # --- command line -------------------------------------------------------------------------
 
 def options_from_args(a: argparse.Namespace) -> BisectOptions:
-    return BisectOptions(series=a.series, tree=a.tree, good=a.good, bad=a.bad,
+    return BisectOptions(series=a.series, tree=a.tree, base=a.base, good=a.good, bad=a.bad,
                          scenarios=tuple(a.scenario) or ("move",),
                          pytest_args=tuple(a.pytest), backend=a.backend, runs=a.runs,
                          threshold=1 if a.threshold is None else a.threshold,
@@ -407,6 +416,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "With --step: 0 good, 1 bad, 125 skip (for `git bisect run`).")
     p.add_argument("--series", metavar="NAME|PATH", help="bisect the patches of this series")
     p.add_argument("--tree", type=Path, metavar="PATH", help="bisect commits of this git tree")
+    p.add_argument("--base", type=Path, metavar="PATH", help="with --series: apply the "
+                   "series to this clean git tree instead of Debian's linux-source")
     p.add_argument("--good", metavar="REV|K", help="known good: a commit, or a number of "
                    "patches with --series (default 0)")
     p.add_argument("--bad", metavar="REV|K", help="known bad: a commit, or a number of "

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from . import __version__, bisect_run, compare, decodelog, doctor, kernels, run
+from . import __version__, bisect_run, compare, decodelog, doctor, kernels, repro, run
 from .build import command as build
 from .errors import HarnessError
 
 # The subcommands, in help order: each module has register(subparsers).
 COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, build, run, decodelog, compare,
-                                    bisect_run)
+                                    bisect_run, repro)
 
 
 def parser() -> argparse.ArgumentParser:
