@@ -60,8 +60,13 @@ def splat_fingerprint(kind: str, title: str, excerpt: str) -> str:
     return f"{kind}: {normalize(title)}" + (f" | {' < '.join(top)}" if top else "")
 
 
+_DETAIL = re.compile(r"\[[^]]*\]")
+
+
 def failure_fingerprint(scenario: str, problem: str) -> str:
-    return f"fail: {scenario}: {normalize(problem)[:160]}"
+    """A scenario's own failure: its first problem, without the bracketed details (paths,
+    ids) that differ from one run of the same bug to the next."""
+    return f"fail: {scenario}: {normalize(_DETAIL.sub('', problem))[:160]}"
 
 
 def short_id(fingerprint: str) -> str:
