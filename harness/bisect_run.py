@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ class BisectOptions:
     cpus: int | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     step_only: bool = False
+    rebuild: bool = False               # build every step even when its artifact is cached
 
     def params(self) -> dict[str, Any]:
         """What identifies the bisect in its step log (resuming needs the same)."""
@@ -194,10 +195,11 @@ class Stepper:
         self.results = results
         self.runner = runner or self._one_run
 
-    def _build(self, c: Candidate) -> Artifact:
+    def _build(self, c: Candidate, phase: str) -> Artifact:
         if c.checkout is not None and self.opts.tree is not None:
             git(self.opts.tree, "checkout", "-q", "--detach", c.checkout)
-        return build(c.request)
+        force = self.opts.rebuild and phase != "confirm"
+        return build(replace(c.request, force=force))
 
     def _one_run(self, art: Artifact, where: Path) -> str:
         if self.opts.pytest_args:
@@ -232,7 +234,7 @@ class Stepper:
         print(f"bisect: {phase} {c.label} ...", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
-            art = self._build(c)
+            art = self._build(c, phase)
         except (BuildError, PatchError, ConfigError) as exc:
             step = Step(index, c.label, c.rev, Verdict.SKIP, build_s=time.monotonic() - t0,
                         message=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
@@ -392,7 +394,7 @@ def options_from_args(a: argparse.Namespace) -> BisectOptions:
                          configs=tuple(a.configs or kconfig.DEFAULT_FRAGMENTS), cpus=a.cpus,
                          timeouts=Timeouts(boot=a.boot_timeout, scenario=a.scenario_timeout,
                                            run=a.run_timeout),
-                         step_only=a.step)
+                         step_only=a.step, rebuild=a.rebuild)
 
 
 def _main(a: argparse.Namespace) -> int:
@@ -440,6 +442,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--boot-timeout", type=float, default=Timeouts.boot)
     p.add_argument("--scenario-timeout", type=float, default=Timeouts.scenario)
     p.add_argument("--run-timeout", type=float, default=Timeouts.run)
+    p.add_argument("--rebuild", action="store_true",
+                   help="build every step even if its artifact is cached (timing a bisect)")
     p.add_argument("--step", action="store_true",
                    help="test the HEAD of --tree once; exit 0/1/125 for `git bisect run`")
     p.set_defaults(func=_main)
