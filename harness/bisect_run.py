@@ -34,6 +34,7 @@ from .bisect import (
     Step,
     StepLog,
     Verdict,
+    clamp_exit,
     decide,
     git_code,
     report_lines,
@@ -402,7 +403,7 @@ def _main(a: argparse.Namespace) -> int:
     if opts.step_only:
         if opts.tree is None:
             raise BisectError("--step tests the HEAD of a tree: give --tree PATH.")
-        return step_once(opts)
+        return clamp_exit(step_once(opts))  # whatever happens, never abort git bisect run
     res = bisect(opts)
     print("\n".join(report_lines(res.steps, res.summary)))
     print(f"report: {res.results / 'report.txt'}", file=sys.stderr)

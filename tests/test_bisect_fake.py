@@ -191,3 +191,22 @@ def test_series_counts_out_of_range(tree: Path, fragment: Path, tmp_path: Path) 
     with pytest.raises(BisectError, match=r"--good 2 must be fewer patches than --bad 1"):
         bisect_run.bisect(BisectOptions(series=str(series), base=tree, good="2", bad="1"),
                           FakeBoot())
+
+
+def test_a_pytest_selection_decides_each_step(tree: Path, fragment: Path,
+                                              tmp_path: Path) -> None:
+    """--pytest: a real pytest run per step, the step's kernel in MNH_PATCHED_KERNEL."""
+    commit_three(tree)
+    check = tmp_path / "check_kernel.py"
+    check.write_text(
+        "import os, pathlib\n\n\n"
+        "def test_not_broken():\n"
+        "    art = pathlib.Path(os.environ['MNH_PATCHED_KERNEL'])\n"
+        "    assert 'BROKEN' not in (art / 'vmlinux').read_text()\n")
+    res = bisect_run.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
+                                          pytest_args=(str(check),), confirm=1,
+                                          configs=(str(fragment),), results=tmp_path / "r"))
+    assert res.outcome is not None and res.confirmed
+    assert "fs: break do_mount" in res.summary.split(". Last good")[0]
+    logs = [Path(log) / "pytest.log" for s in res.steps for log in s.logs]
+    assert logs and all(p.is_file() for p in logs)
