@@ -198,7 +198,11 @@ class Stepper:
 
     def _build(self, c: Candidate, phase: str) -> Artifact:
         if c.checkout is not None and self.opts.tree is not None:
-            git(self.opts.tree, "checkout", "-q", "--detach", c.checkout)
+            proc = git(self.opts.tree, "checkout", "-q", "--detach", c.checkout, check=False)
+            if proc.returncode != 0:
+                raise BisectError(f"Could not check out {c.label} in {self.opts.tree}: "
+                                  f"{proc.stderr.strip()}. Clean the tree (`git status`) and "
+                                  "run the same bisect again: it resumes from its log.")
         force = self.opts.rebuild and phase != "confirm"
         return build(replace(c.request, force=force))
 
@@ -238,7 +242,8 @@ class Stepper:
             art = self._build(c, phase)
         except (BuildError, PatchError, ConfigError) as exc:
             step = Step(index, c.label, c.rev, Verdict.SKIP, build_s=time.monotonic() - t0,
-                        message=f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        message=f"{type(exc).__name__}: "
+                                + " ".join(x.strip() for x in str(exc).splitlines()[:3]),
                         phase=phase)
             self.log.add(step)
             return step
