@@ -30,6 +30,11 @@ def extra_patches() -> list[Path]:
     return sorted(TEST_PATCHES.glob("*.patch"))
 
 
+def real_count() -> int:
+    """How many patches the real series has (the good end of the test range)."""
+    return len(patch.load(paths.data_dir("patches") / REAL).patches)
+
+
 def make_series(into: Path) -> Path:
     """patches/mount-notify-v5 + the test patches, as a series directory in ``into``."""
     real = paths.data_dir("patches") / REAL

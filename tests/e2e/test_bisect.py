@@ -12,7 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bisect_history import CULPRIT_SUBJECT, extra_patches, make_history, make_series
+from bisect_history import (
+    CULPRIT_SUBJECT,
+    extra_patches,
+    make_history,
+    make_series,
+    real_count,
+)
 
 from harness.bisect import Verdict
 from harness.bisect_run import BisectOptions, bisect
@@ -25,19 +31,21 @@ TIMEOUTS = Timeouts(boot=300, scenario=120, run=600)
 
 def test_series_bisect_names_the_dropped_move_to(tmp_path: Path) -> None:
     series = make_series(tmp_path / "series")
+    n = real_count()  # good: the real series; then a comment, the regression, a comment
     culprit = next(p.name for p in extra_patches() if "MOVE_TO" in p.name)
-    res = bisect(BisectOptions(series=str(series), good="4", bad="7", scenarios=("move",),
-                               confirm=2, results=tmp_path / "bisect", timeouts=TIMEOUTS))
+    res = bisect(BisectOptions(series=str(series), good=str(n), bad=str(n + 3),
+                               scenarios=("move",), confirm=2, results=tmp_path / "bisect",
+                               timeouts=TIMEOUTS))
     assert res.outcome is not None and res.confirmed, (res.results / "report.txt").read_text()
-    assert res.summary.startswith(f"Culprit: k=6 {culprit} (confirmed"), res.summary
+    assert res.summary.startswith(f"Culprit: k={n + 2} {culprit} (confirmed"), res.summary
     by = {(s.phase, s.rev): s for s in res.steps}
     # The comment-only patch after the real series gives the same image: not booted.
-    assert by[("bisect", "5")].same_image_as == "4" and by[("bisect", "5")].verdict is \
-        Verdict.GOOD
-    assert by[("confirm", "6")].runs == ["fail", "fail"]
-    assert by[("confirm", "5")].runs == ["pass", "pass"]
+    comment = by[("bisect", str(n + 1))]
+    assert comment.same_image_as == str(n) and comment.verdict is Verdict.GOOD
+    assert by[("confirm", str(n + 2))].runs == ["fail", "fail"]
+    assert by[("confirm", str(n + 1))].runs == ["pass", "pass"]
     text = (res.results / "report.txt").read_text()
-    assert "k=6" in text and "confirmed" in text
+    assert f"k={n + 2}" in text and "confirmed" in text
 
 
 def test_tree_bisect_names_the_same_commit(tmp_path: Path) -> None:
