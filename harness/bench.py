@@ -91,12 +91,13 @@ def bench_bisect(args: argparse.Namespace) -> dict[str, Any]:
     from .bisect_run import BisectOptions, bisect
 
     sys.path.insert(0, str(paths.REPO_ROOT / "tests" / "e2e"))
-    from bisect_history import make_series  # type: ignore[import-not-found]
+    from bisect_history import make_series, real_count  # type: ignore[import-not-found]
 
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
         series = make_series(Path(tmp) / "series")
         t0 = time.monotonic()
-        res = bisect(BisectOptions(series=str(series), good="4", bad="7", confirm=2,
+        n = real_count()
+        res = bisect(BisectOptions(series=str(series), good=str(n), bad=str(n + 3), confirm=2,
                                    rebuild=True, results=Path(tmp) / "bisect"))
         total = time.monotonic() - t0
     tested = [s for s in res.steps if s.phase != "confirm" and not s.same_image_as]
