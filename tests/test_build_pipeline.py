@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.build import pipeline, source
+from harness.build import patch, pipeline, source
 from harness.build.pipeline import BuildRequest
 from harness.build.proc import GIT_IDENTITY
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
@@ -270,3 +270,19 @@ def test_upto_outside_the_series(tree: Path, fragment: Path, tmp_path: Path) -> 
                                     configs=(str(fragment),)))
     with pytest.raises(PatchError, match=r"give --series too"):
         pipeline.build(BuildRequest(tree=tree, upto=1, configs=(str(fragment),)))
+
+
+def test_old_marker_of_a_prefix_is_understood(tree: Path, fragment: Path,
+                                             tmp_path: Path) -> None:
+    """A work tree marked the old way ("<base> <series hash>") by a build of the first
+    patches is extended, not rebuilt from the base."""
+    series = str(make_three_patches(tree, tmp_path))
+    two = pipeline.build(BuildRequest(tree=tree, series=series, upto=2,
+                                      configs=(str(fragment),), jobs=2))
+    workdir = Path(two.metadata["srctree"]).parent
+    base = git(tree, "rev-parse", "HEAD").strip()
+    prefix = patch.load(Path(series)).prefix(2)
+    (workdir / "applied").write_text(f"{base} {prefix.content_hash()}\n")
+    full = pipeline.build(BuildRequest(tree=tree, series=series, configs=(str(fragment),),
+                                       jobs=2))
+    assert full.metadata["series"]["applied_now"] == ["0003-fs-step-3.patch"]

@@ -97,12 +97,16 @@ def _read_marker(marker: Path, base: Base, full: Series | None,
         if data.get("base") != base.commit:
             return []
         return [(str(h), str(c)) for h, c in data.get("patches", [])]
-    if full is None or full.format == "mbox" or text != f"{base.commit} {full.content_hash()}\n":
+    if full is None or full.format == "mbox":
         return []
+    # The old marker names the hash of what was applied: the series, or a prefix of it
+    # (a test series that starts with the real one).
+    k = next((k for k in range(len(full.patches), 0, -1)
+              if text == f"{base.commit} {full.prefix(k).content_hash()}\n"), 0)
     commits = git(src, "rev-list", "--reverse", f"{base.commit}..HEAD").stdout.split()
-    if len(commits) != len(full.patches):
+    if not k or len(commits) != k:
         return []
-    return [(patch.patch_hash(p), c) for p, c in zip(full.patches, commits, strict=True)]
+    return [(patch.patch_hash(p), c) for p, c in zip(full.patches[:k], commits, strict=True)]
 
 
 def _prepare_tree(base: Base, series: Series | None, workdir: Path,
