@@ -23,7 +23,7 @@ from typing import Any
 
 from mnh_guest import decode
 
-from . import accel, bench_build, kernels
+from . import accel, bench_build, kernels, paths
 from .run import RunOptions, default_cpus, run
 from .vmcmd import VmSpec, vng_command
 
@@ -85,6 +85,53 @@ def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_suite_to_bare": round(med_s / med_b, 3), "target_ratio": 1.3}
 
 
+def bench_bisect(args: argparse.Namespace) -> dict[str, Any]:
+    """A whole series bisect (tests/e2e's test series: the real series + a dropped MOVE_TO
+    between comment-only patches), every step rebuilt incrementally, then confirmed."""
+    from .bisect_run import BisectOptions, bisect
+
+    sys.path.insert(0, str(paths.REPO_ROOT / "tests" / "e2e"))
+    from bisect_history import make_series, real_count  # type: ignore[import-not-found]
+
+    with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
+        series = make_series(Path(tmp) / "series")
+        t0 = time.monotonic()
+        n = real_count()
+        res = bisect(BisectOptions(series=str(series), good=str(n), bad=str(n + 3), confirm=2,
+                                   rebuild=True, results=Path(tmp) / "bisect"))
+        total = time.monotonic() - t0
+    tested = [s for s in res.steps if s.phase != "confirm" and not s.same_image_as]
+    steps = [{"phase": s.phase, "candidate": s.label, "verdict": str(s.verdict),
+              "build_s": s.build_s, "test_s": s.test_s, "same_image_as": s.same_image_as}
+             for s in res.steps]
+    return {"summary": res.summary, "total_s": round(total, 1), "steps": steps,
+            "step_cost_s_mean": round(statistics.mean(s.build_s + s.test_s for s in tested), 1),
+            "build_s_mean": round(statistics.mean(s.build_s for s in tested), 1),
+            "boot_and_scenario_s_mean": round(statistics.mean(s.test_s for s in tested), 1),
+            "target_total_s": 600}
+
+
+def bench_stress(args: argparse.Namespace) -> dict[str, Any]:
+    """Stress iterations per second inside one boot of the patched kernel (2 vCPUs)."""
+    from .repro import ReproOptions, repro
+
+    with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
+        t0 = time.monotonic()
+        res = repro(ReproOptions(kernel=args.patched_kernel, runs=args.rounds, seconds=3.0,
+                                 cpus=2, results=Path(tmp) / "repro"))
+        wall = time.monotonic() - t0
+    scen = res.summary["scenarios"]
+    round_s = sum(r.seconds for r in res.rounds)
+    return {"kernel": res.summary["kernel"], "cpus": 2, "rounds_per_scenario": args.rounds,
+            "seconds_per_round": 3.0, "boots": res.boots, "wall_s": round(wall, 1),
+            "ops_per_s": {k: v["ops_per_s"] for k, v in scen.items()},
+            "failures": {k: v["failures"] for k, v in scen.items()},
+            "rounds_per_s_of_boot": round(len(res.rounds) / wall, 3),
+            "share_of_boot_in_rounds": round(round_s / wall, 3)}
+
+
+
+
 def bench_image(args: argparse.Namespace) -> dict[str, Any]:
     """Image mode: image build (cold, in a scratch cache; then cached) and boot-to-SSH
     under the same accelerator, next to a bare virtme-ng boot measured in the same run."""
@@ -134,13 +181,14 @@ def bench_image(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_boot_to_ssh_to_bare_vng": round(med_ssh / med_bare, 3)}
 
 
-
 BENCHES: dict[str, Bench] = {
     "decoder": bench_decoder,
     "fanotify_suite": bench_suite,
     "build": bench_build.bench_build,
     "watch_queue_suite": bench_build.bench_watch_queue_suite,
     "image": bench_image,
+    "bisect_series": bench_bisect,
+    "stress": bench_stress,
 }
 
 
@@ -154,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boots", type=int, default=3)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--patched-kernel", default="build")
+    p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
     data: dict[str, Any] = {}
     if args.out.exists():

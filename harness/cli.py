@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
-from . import __version__, compare, decodelog, doctor, image, kernels, run, shell
+from . import __version__, bisect_run, compare, decodelog, doctor, image, kernels, repro, run, shell
 from .build import command as build
 from .errors import HarnessError
 
 # The subcommands, in help order: each module has register(subparsers).
 COMMANDS: tuple[ModuleType, ...] = (doctor, kernels, build, image, run, shell, decodelog,
-                                    compare)
+                                    compare, bisect_run, repro)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -232,7 +232,7 @@ def _list() -> int:
     from mnh_guest.scenarios import TABLE
 
     for s in TABLE:
-        tag = " (selftest)" if s.selftest else ""
+        tag = " (selftest)" if s.selftest else " (stress)" if s.stress else ""
         print(f"{s.name:<16} {','.join(s.backends):<20} {s.description}{tag}")
     return 0
 

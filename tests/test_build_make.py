@@ -14,7 +14,8 @@ S = MakeSettings(srctree=Path("/src"), objdir=Path("/obj"), jobs=2)
 def test_make_command_is_a_list_with_nice_ccache_and_o() -> None:
     assert make.make_command(S) == [
         "nice", "-n", "10", "make", "-C", "/src", "O=/obj", "-j2", "CC=ccache gcc",
-        "KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness", "bzImage"]
+        "KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness",
+        f"KBUILD_BUILD_TIMESTAMP={make.BUILD_TIMESTAMP}", "KBUILD_BUILD_VERSION=1", "bzImage"]
 
 
 def test_make_command_without_ccache_or_nice() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.build import pipeline, source
+from harness.build import patch, pipeline, source
 from harness.build.pipeline import BuildRequest
 from harness.build.proc import GIT_IDENTITY
 from harness.errors import BuildError, ConfigError, HarnessError, PatchError
@@ -222,3 +222,67 @@ def test_cli_reports_errors(tree: Path, tmp_path: Path,
     assert cli.main(["build", "--tree", str(tree), "--config", str(f)]) == 2
     err = capsys.readouterr().err
     assert "harness: error: 1 option(s)" in err and "CONFIG_MOUNT_NOTIFICATIONS" in err
+
+
+def make_three_patches(tree: Path, tmp_path: Path) -> Path:
+    """Three format-patch patches against the tree's HEAD, each changing fs/namespace.c."""
+    ns = tree / "fs" / "namespace.c"
+    for n in (1, 2, 3):
+        ns.write_text(ns.read_text() + f"/* step {n} */\n")
+        git(tree, "commit", "-q", "-am", f"fs: step {n}")
+    out = tmp_path / "three"
+    git(tree, "format-patch", "-q", "-o", str(out), "HEAD~3..HEAD")
+    git(tree, "reset", "-q", "--hard", "HEAD~3")
+    return out
+
+
+def test_upto_builds_a_prefix_in_the_same_work_tree(tree: Path, fragment: Path,
+                                                    tmp_path: Path) -> None:
+    series = str(make_three_patches(tree, tmp_path))
+
+    def build(upto: int | None) -> pipeline.Artifact:
+        return pipeline.build(BuildRequest(tree=tree, series=series, upto=upto,
+                                           configs=(str(fragment),), jobs=2))
+
+    full = build(None)
+    assert "/* step 3 */" in full.vmlinux.read_text()
+    assert build(3).directory == full.directory, "all k patches is the full series"
+    one = build(1)
+    text = one.vmlinux.read_text()
+    assert "/* step 1 */" in text and "/* step 2 */" not in text
+    assert one.metadata["srctree"] == full.metadata["srctree"]
+    assert one.metadata["objdir"] == full.metadata["objdir"]
+    assert one.metadata["series"]["patches"] == ["0001-fs-step-1.patch"]
+    assert one.metadata["reproducer"].endswith(f"--series {series} --upto 1 --config "
+                                               f"{fragment}")
+    # Forward from one patch applies only the second; nothing is reset to the base.
+    two = build(2)
+    assert two.metadata["series"]["applied_now"] == ["0002-fs-step-2.patch"]
+    assert len({full.directory, one.directory, two.directory}) == 3
+    none = build(0)
+    assert "/* step" not in none.vmlinux.read_text()
+
+
+def test_upto_outside_the_series(tree: Path, fragment: Path, tmp_path: Path) -> None:
+    series = str(make_three_patches(tree, tmp_path))
+    with pytest.raises(PatchError, match=r"--upto 4 is outside the series three, which has 3"):
+        pipeline.build(BuildRequest(tree=tree, series=series, upto=4,
+                                    configs=(str(fragment),)))
+    with pytest.raises(PatchError, match=r"give --series too"):
+        pipeline.build(BuildRequest(tree=tree, upto=1, configs=(str(fragment),)))
+
+
+def test_old_marker_of_a_prefix_is_understood(tree: Path, fragment: Path,
+                                             tmp_path: Path) -> None:
+    """A work tree marked the old way ("<base> <series hash>") by a build of the first
+    patches is extended, not rebuilt from the base."""
+    series = str(make_three_patches(tree, tmp_path))
+    two = pipeline.build(BuildRequest(tree=tree, series=series, upto=2,
+                                      configs=(str(fragment),), jobs=2))
+    workdir = Path(two.metadata["srctree"]).parent
+    base = git(tree, "rev-parse", "HEAD").strip()
+    prefix = patch.load(Path(series)).prefix(2)
+    (workdir / "applied").write_text(f"{base} {prefix.content_hash()}\n")
+    full = pipeline.build(BuildRequest(tree=tree, series=series, configs=(str(fragment),),
+                                       jobs=2))
+    assert full.metadata["series"]["applied_now"] == ["0003-fs-step-3.patch"]

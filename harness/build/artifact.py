@@ -22,7 +22,8 @@ from .proc import run
 
 # Bump when the way a kernel is built changes (make variables, fragment handling, ...):
 # every cached artifact is then rebuilt.
-RECIPE_VERSION = 1
+# 2: fixed KBUILD_BUILD_TIMESTAMP/VERSION, so the same sources give the same image.
+RECIPE_VERSION = 2
 
 FILES = ("bzImage", "vmlinux", "config", "build.log", "metadata.json")
 

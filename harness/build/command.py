@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--series", metavar="NAME|PATH",
                    help="a series under patches/, or a directory of patches / an mbox file "
                    f"(default: {DEFAULT_SERIES}, unless --tree is given)")
+    p.add_argument("--upto", metavar="K", type=int,
+                   help="apply only the first K patches of the series (0: none)")
     p.add_argument("--tree", metavar="PATH", type=Path,
                    help="a clean kernel git tree to build instead of Debian's linux-source")
     p.add_argument("--config", metavar="FRAGMENT", action="append", dest="configs",
@@ -42,7 +44,8 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
     series = args.series or (None if args.tree is not None else DEFAULT_SERIES)
     return BuildRequest(series=series, tree=args.tree,
                         configs=tuple(args.configs or kconfig.DEFAULT_FRAGMENTS),
-                        jobs=args.jobs, force=args.force, ccache=args.ccache)
+                        jobs=args.jobs, force=args.force, ccache=args.ccache,
+                        upto=args.upto)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ log = logging.getLogger("harness")
 TARGETS = ("bzImage",)  # vmlinux is a by-product
 BZIMAGE = Path("arch/x86/boot/bzImage")
 NICE = 10  # the machine is shared with VMs booting
+BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 1970"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _ERROR = re.compile(r"^(\S+?):(\d+)(?::\d+)?: (?:fatal )?error: ")
@@ -56,7 +57,10 @@ def make_prefix(s: MakeSettings) -> list[str]:
     if s.ccache:
         cmd.append("CC=ccache gcc")
     # Keep the build host out of the artifact (uname -v, /proc/version).
-    cmd += ["KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness"]
+    cmd += ["KBUILD_BUILD_USER=harness", "KBUILD_BUILD_HOST=harness",
+            # ... and the time and build count, so the same sources give the same image
+            # (bisect recognises a commit whose kernel is one it already tested).
+            f"KBUILD_BUILD_TIMESTAMP={BUILD_TIMESTAMP}", "KBUILD_BUILD_VERSION=1"]
     return cmd
 
 

@@ -24,7 +24,7 @@ import re
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import paths
@@ -61,6 +61,17 @@ class Series:
     patches: tuple[PatchFile, ...]
     base: BaseSpec = field(default_factory=BaseSpec)
     require: tuple[str, ...] = ()  # extra Kconfig lines ("CONFIG_X=y") the series needs
+
+    def prefix(self, k: int) -> Series:
+        """The series cut to its first ``k`` patches (``harness build --upto K``): the same
+        name, so it shares the full series' work tree and object directory."""
+        if self.format == "mbox":
+            raise PatchError(f"--upto needs one file per patch, but {self.source} is an mbox; "
+                             "split it first (`git mailsplit` or `b4 am -o DIR`).")
+        if not 0 <= k <= len(self.patches):
+            raise PatchError(f"--upto {k} is outside the series {self.name}, which has "
+                             f"{len(self.patches)} patches; choose 0..{len(self.patches)}.")
+        return replace(self, patches=self.patches[:k])
 
     def content_hash(self) -> str:
         """sha256 over the patches' bytes, in order, and the series' requirements."""
@@ -170,6 +181,13 @@ def _split_mbox(mbox: Path, into: Path) -> list[PatchFile]:
     mails = sorted(into.iterdir())
     return [PatchFile(m) for m in mails
             if _HAS_DIFF.search(m.read_text(errors="replace"))]
+
+
+def patch_hash(p: PatchFile) -> str:
+    """What identifies one applied patch in a work tree's record of what it holds."""
+    h = hashlib.sha256(f"{p.path.name}\0{p.strip}\0{int(p.mail)}\0".encode())
+    h.update(p.path.read_bytes())
+    return h.hexdigest()
 
 
 def first_failure(output: str) -> str:

@@ -19,17 +19,20 @@ for every series.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..errors import PatchError
 from . import artifact, kconfig, make, patch, source
 from .artifact import Artifact, BuildInputs
 from .patch import Series
+from .proc import git
 from .source import Base
 
 log = logging.getLogger("harness")
@@ -47,6 +50,7 @@ class BuildRequest:
     jobs: int | None = None
     force: bool = False
     ccache: bool = True
+    upto: int | None = None  # only the first k patches of the series (bisecting a series)
 
 
 def reproducer(req: BuildRequest) -> str:
@@ -56,6 +60,8 @@ def reproducer(req: BuildRequest) -> str:
         words += ["--tree", str(req.tree)]
     if req.series is not None:
         words += ["--series", req.series]
+    if req.upto is not None:
+        words += ["--upto", str(req.upto)]
     for name in req.configs:
         words += ["--config", name]
     return " ".join(words)
@@ -74,28 +80,90 @@ def _base_for(req: BuildRequest, series: Series | None) -> Base:
     return base
 
 
-def _prepare_tree(base: Base, series: Series | None, workdir: Path) -> tuple[Path, list[str]]:
+def _read_marker(marker: Path, base: Base, full: Series | None,
+                 src: Path) -> list[tuple[str, str]]:
+    """What the work tree holds, as (patch hash, commit after it) per applied patch.
+
+    ``applied`` is JSON since prefixes of a series are built; an older one-line marker
+    ("<base commit> <series hash>") still counts when it names the full series."""
+    if not marker.exists():
+        return []
+    text = marker.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        if data.get("base") != base.commit:
+            return []
+        return [(str(h), str(c)) for h, c in data.get("patches", [])]
+    if full is None or full.format == "mbox":
+        return []
+    # The old marker names the hash of what was applied: the series, or a prefix of it
+    # (a test series that starts with the real one).
+    k = next((k for k in range(len(full.patches), 0, -1)
+              if text == f"{base.commit} {full.prefix(k).content_hash()}\n"), 0)
+    commits = git(src, "rev-list", "--reverse", f"{base.commit}..HEAD").stdout.split()
+    if not k or len(commits) != k:
+        return []
+    return [(patch.patch_hash(p), c) for p, c in zip(full.patches[:k], commits, strict=True)]
+
+
+def _prepare_tree(base: Base, series: Series | None, workdir: Path,
+                  full: Series | None = None) -> tuple[Path, list[str]]:
     """The source tree to build: the series applied to a work tree of the base (or the
-    user's own tree, in place, when there is no series)."""
+    user's own tree, in place, when there is no series).
+
+    The work tree is moved only as far as needed: back to the last patch it shares
+    with ``series`` (``git reset --hard`` rewrites only the files that differ), then
+    forward through the rest.  Building the first k patches of a series after the
+    whole series recompiles only what patches k+1.. touched."""
     if base.user_tree and series is None:
         return base.repo, []
     src = source.worktree(base, workdir.name)
-    wanted = f"{base.commit} {series.content_hash() if series else NO_SERIES}\n"
     marker = workdir / "applied"
-    if marker.exists() and marker.read_text() == wanted:
+    held = _read_marker(marker, base, full, src)
+    wanted = [patch.patch_hash(p) for p in series.patches] if series else []
+    if held:
         source.check_worktree_clean(src)
+    common = 0
+    while common < min(len(held), len(wanted)) and held[common][0] == wanted[common]:
+        common += 1
+    head = git(src, "rev-parse", "HEAD").stdout.strip()
+    target = held[common - 1][1] if common else base.commit
+    if common == len(held) == len(wanted) and head == target:
         return src, []
     marker.unlink(missing_ok=True)
-    source.reset_worktree(src, base.commit)
-    applied = patch.apply_series(src, series) if series else []
-    marker.write_text(wanted)
+    source.reset_worktree(src, target)
+    applied: list[str] = []
+    record = held[:common]
+    for p in series.patches[common:] if series is not None else ():
+        assert series is not None
+        applied += patch.apply_series(src, replace(series, patches=(p,)))
+        record.append((patch.patch_hash(p), git(src, "rev-parse", "HEAD").stdout.strip()))
+    marker.write_text(json.dumps({"base": base.commit, "patches": record}) + "\n")
     return src, applied
+
+
+def tree_workdir(tree: Path) -> Path:
+    """Where a --tree build in place keeps its objects: keyed by the tree's path, not its
+    commit, so the next commit builds incrementally.  A tree kept in the cache as
+    ``work/<name>/src`` (bisect's test histories) gets ``work/<name>/obj/`` beside it:
+    the same relative layout as a series' work tree, so ccache hits across the two."""
+    work = paths.cache_root().resolve() / "work"
+    if tree.name == "src" and tree.parent.parent == work:
+        return tree.parent
+    tree_id = hashlib.sha256(str(tree).encode()).hexdigest()[:12]
+    return paths.cache_dir("work", f"tree-{tree.name}-{tree_id}")
 
 
 def build(req: BuildRequest) -> Artifact:
     """Build (or find in the cache) the kernel ``req`` describes."""
     started = time.monotonic()
-    series = patch.load(patch.resolve(req.series)) if req.series else None
+    full = patch.load(patch.resolve(req.series)) if req.series else None
+    if req.upto is not None and full is None:
+        raise PatchError("--upto K takes the first K patches of a series; give --series too.")
+    series = full.prefix(req.upto) if full is not None and req.upto is not None else full
     base = _base_for(req, series)
     fragments = [kconfig.load_fragment(name) for name in req.configs]
     if series is not None and series.require:
@@ -112,14 +180,12 @@ def build(req: BuildRequest) -> Artifact:
         return found
 
     if base.user_tree and series is None:
-        # Keyed by the tree's path, not its commit: the next commit builds incrementally.
-        tree_id = hashlib.sha256(str(base.repo).encode()).hexdigest()[:12]
-        workdir = paths.cache_dir("work", f"tree-{base.repo.name}-{tree_id}")
+        workdir = tree_workdir(base.repo)
     else:
         workdir = paths.cache_dir(
             "work", base.key, source.safe_key(series.name if series else NO_SERIES))
     with source.locked(workdir / "lock"):
-        srctree, applied = _prepare_tree(base, series, workdir)
+        srctree, applied = _prepare_tree(base, series, workdir, full)
         settings = make.MakeSettings(srctree=srctree,
                                      objdir=workdir / "obj" / inputs.config_hash()[:12],
                                      jobs=req.jobs or make.default_jobs(), ccache=req.ccache)
@@ -141,7 +207,8 @@ def build(req: BuildRequest) -> Artifact:
         "digest": digest,
         "base": base.identity,
         "series": ({"name": series.name, "hash": inputs.series_hash,
-                    "source": str(series.source), "applied_now": applied}
+                    "source": str(series.source), "applied_now": applied,
+                    "patches": [p.path.name for p in series.patches], "upto": req.upto}
                    if series else None),
         "fragments": list(req.configs),
         "config_hash": inputs.config_hash(),

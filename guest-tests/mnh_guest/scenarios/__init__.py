@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..context import Context
-from . import attrs, automount, expiry, queue, selftest, topology
+from . import attrs, automount, expiry, queue, selftest, stress, topology
 
 BOTH = ("fanotify", "watch-queue")
 WQ = ("watch-queue",)
@@ -25,6 +25,7 @@ class Scenario:
     description: str
     selftest: bool = False
     default: bool = True        # run when no scenario is named
+    stress: bool = False        # long racing loops for `harness repro`; never in a default run
 
 
 TABLE: tuple[Scenario, ...] = (
@@ -63,6 +64,12 @@ TABLE: tuple[Scenario, ...] = (
              "sleeps forever (proves timeouts)", selftest=True),
     Scenario("selftest-fail", selftest.fail, BOTH,
              "a check that fails (proves the fail path)", selftest=True),
+    Scenario("stress-race", stress.race, WQ, "threads mount/move/unmount while others add "
+             "and remove watches, close and reopen the queue, and read it", stress=True),
+    Scenario("stress-lazy", stress.lazy, WQ, "watched trees unmounted with MNT_DETACH, freed "
+             "when the last descriptor closes", stress=True),
+    Scenario("stress-watches", stress.watches, WQ,
+             "128 watches on one small queue while mounts churn below them", stress=True),
 )
 
 BY_NAME = {s.name: s for s in TABLE}
@@ -70,4 +77,10 @@ BY_NAME = {s.name: s for s in TABLE}
 
 def default_names(backend: str) -> list[str]:
     """The scenarios a run does when none are named."""
-    return [s.name for s in TABLE if backend in s.backends and not s.selftest and s.default]
+    return [s.name for s in TABLE
+            if backend in s.backends and not s.selftest and not s.stress and s.default]
+
+
+def stress_names() -> list[str]:
+    """The stress scenarios (``harness repro``'s default)."""
+    return [s.name for s in TABLE if s.stress]
