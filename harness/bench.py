@@ -122,7 +122,8 @@ def bench_stress(args: argparse.Namespace) -> dict[str, Any]:
         wall = time.monotonic() - t0
     scen = res.summary["scenarios"]
     round_s = sum(r.seconds for r in res.rounds)
-    return {"kernel": Path(str(res.summary["kernel"])).name, "cpus": 2, "rounds_per_scenario": args.rounds,
+    return {"kernel": Path(str(res.summary["kernel"])).name, "cpus": 2,
+            "rounds_per_scenario": args.rounds,
             "seconds_per_round": 3.0, "boots": res.boots, "wall_s": round(wall, 1),
             "ops_per_s": {k: v["ops_per_s"] for k, v in scen.items()},
             "failures": {k: v["failures"] for k, v in scen.items()},

@@ -34,19 +34,34 @@ def matrix(runs: list[tuple[str, dict[str, Any]]]) -> str:
         cells = []
         for _, data in runs:
             s = next((x for x in data.get("scenarios", []) if x["name"] == n), None)
-            cells.append(f"{s['outcome']} ({s['events']})" if s else "-")
+            if s is None:
+                cells.append("-")
+            else:
+                tag = " [kernel]" if s.get("blame") == "kernel" else ""
+                cells.append(f"{s['outcome']}{tag} ({s['events']})")
         rows.append(f"{n:<{w}}  " + "  ".join(f"{c:<{cw}}" for c in cells))
     return "\n".join(rows)
+
+
+def label(data: dict[str, Any]) -> str:
+    """A column head: backend@series:patches for a series build, backend@release else."""
+    backend = data.get("backend", "?")
+    build = data.get("build") or {}
+    if build.get("series"):
+        return f"{backend}@{build['series']}:{build.get('patches_applied', '?')}"[:40]
+    kernel = (data.get("kernel") or {}).get("release", "") or "?"
+    return f"{backend}@{kernel}"[:40]
 
 
 def main(dirs: list[Path]) -> int:
     runs = []
     for d in dirs:
         data = load(d)
-        kernel = data.get("kernel", {}).get("release", "") or "?"
-        runs.append((f"{data.get('backend', '?')}@{kernel}"[:40], data))
+        runs.append((label(data), data))
     print(matrix(runs))
-    print("\ncells: outcome (records received)")
+    print("\ncells: outcome (records received); [kernel]: the kernel under test disagreed "
+          "with the oracle or crashed\ncolumns: backend@series:patches applied, or "
+          "backend@kernel release")
     return 0
 
 

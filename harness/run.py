@@ -183,11 +183,28 @@ def run(opts: RunOptions) -> RunResult:
     return RunResult(res, kernel, chosen, boot, results)
 
 
+def build_info(kernel: kernels.Kernel) -> dict[str, Any] | None:
+    """What a built kernel carries (series, how many of its patches), from its metadata."""
+    if kernel.metadata is None:
+        return None
+    try:
+        meta = json.loads(kernel.metadata.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    series = meta.get("series") or {}
+    patches = list(series.get("patches") or [])
+    return {"digest": str(meta.get("digest", ""))[:12], "base": meta.get("base"),
+            "series": series.get("name"), "patches_applied": len(patches),
+            "last_patch": patches[-1] if patches else None, "upto": series.get("upto"),
+            "fragments": meta.get("fragments"), "reproducer": meta.get("reproducer")}
+
+
 def _run_info(kernel: kernels.Kernel, chosen: accel.Accel, opts: RunOptions,
               cmd: list[str]) -> dict[str, Any]:
     """command.json (written now, before the boot) and the head of results.json."""
     info: dict[str, Any] = {
-        "kernel": kernel.to_json(), "accel": chosen.to_json(), "backend": opts.backend,
+        "kernel": kernel.to_json(), "build": build_info(kernel), "accel": chosen.to_json(),
+        "backend": opts.backend,
         "command": cmd, "timeouts": asdict(opts.timeouts),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -225,6 +242,16 @@ def print_summary(result: RunResult) -> None:
           file=sys.stderr)
     for note in result.boot.notes:
         print(f"note: {note}", file=sys.stderr)
+    blamed = [r.name for r in result.scenarios if r.blame == "kernel"]
+    if blamed:
+        what = "the kernel under test"
+        b = build_info(result.kernel)
+        if b and b.get("series"):
+            what = (f"the series ({b['series']}, {b['patches_applied']} patches applied, "
+                    f"up to {b['last_patch']})")
+        print(f"note: {len(blamed)} scenario(s) failed because {what} disagrees with the "
+              f"oracle or crashed, not because of the harness: {', '.join(blamed)}",
+              file=sys.stderr)
     print(f"results: {result.results_dir}", file=sys.stderr)
 
 

@@ -26,6 +26,12 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"
 
 
+BLAME: dict[Outcome, str] = {
+    Outcome.PASS: "", Outcome.SKIP: "", Outcome.FAIL: "kernel", Outcome.CRASH: "kernel",
+    Outcome.ERROR: "harness", Outcome.TIMEOUT: "unknown",
+}
+
+
 @dataclass
 class ScenarioResult:
     name: str
@@ -37,9 +43,18 @@ class ScenarioResult:
     log: str = ""
     splats: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def blame(self) -> str:
+        """Whose fault a non-pass is: "kernel" (the kernel under test disagreed with the
+        oracle or a checked errno, or crashed: on a series build, the series is wrong),
+        "harness" (the scenario code or the guest infrastructure failed), "unknown"
+        (a timeout: a hung kernel or a hung scenario), "" for pass and skip."""
+        return BLAME[self.outcome]
+
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["outcome"] = str(self.outcome)
+        d["blame"] = self.blame
         return d
 
 
