@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,29 @@ def load(name_or_path: str) -> dict[str, Any]:
     assert isinstance(abi, dict)
     decode.WatchLayout.from_abi(abi)  # fails early on a malformed layout
     return abi
+
+
+@dataclass(frozen=True)
+class Posted:
+    """The series as posted (its ``[posted]`` table): the first ``patches`` patches, and
+    the scenarios that the harness found failing on them (the later patches fix those)."""
+
+    patches: int
+    kernel_failures: tuple[str, ...]
+    crashes: tuple[str, ...]
+
+
+def posted(name_or_path: str) -> Posted:
+    toml = series_dir(name_or_path) / "series.toml"
+    try:
+        table = tomllib.loads(toml.read_text()).get("posted")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot read {toml}: {exc}.") from exc
+    if not isinstance(table, dict) or not isinstance(table.get("patches"), int):
+        raise ConfigError(f"{toml} has no [posted] table with patches = K, so '@posted' has "
+                          "no meaning for this series; give @K (the first K patches).")
+    return Posted(table["patches"], tuple(table.get("kernel_failures", ())),
+                  tuple(table.get("crashes", ())))
 
 
 def series_of_kernel(metadata: Path | None) -> str | None:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import paths
-from .errors import KernelFetchError
+from .errors import ConfigError, KernelFetchError
 
 SUITES = ("sid", "trixie-backports")
 MIN_FANOTIFY_MNT = (6, 15)           # "fanotify: notify on mount attach and detach"
@@ -326,12 +326,13 @@ def _depmod(root: Path, release: str) -> None:
 # --- resolving what the user asked for ---------------------------------------
 
 def resolve(spec: str) -> Kernel:
-    """``debian[:VERSION]``, ``build[:SERIES]``, a build artifact directory, a kernel
-    tree, or an image file."""
+    """``debian[:VERSION]``, ``build[:SERIES][@K|@posted]``, a build artifact directory, a
+    kernel tree, or an image file."""
     if spec == "debian" or spec.startswith("debian:"):
         return fetch_debian(spec.partition(":")[2] or None)
-    if spec == "build" or spec.startswith("build:"):
-        return build_kernel(spec.partition(":")[2] or None)
+    if spec == "build" or spec.startswith(("build:", "build@")):
+        series, _, upto = spec.removeprefix("build").removeprefix(":").partition("@")
+        return build_kernel(series or None, upto or None)
     p = Path(spec).expanduser()
     if not p.exists():
         raise KernelFetchError(
@@ -355,12 +356,22 @@ def resolve(spec: str) -> Kernel:
     return Kernel(image=p.resolve(), release=_release_of(p), source="path")
 
 
-def build_kernel(series: str | None) -> Kernel:
-    """Build (or take from the cache) the patched kernel of ``series``."""
-    from .abi import DEFAULT_SERIES
+def build_kernel(series: str | None, upto: str | None = None) -> Kernel:
+    """Build (or take from the cache) the patched kernel of ``series``; ``upto``: only
+    the first K patches ("K"), or the series as posted ("posted": its [posted] table)."""
+    from . import abi
     from .build.pipeline import BuildRequest, build
 
-    art = build(BuildRequest(series=series or DEFAULT_SERIES))
+    name = series or abi.DEFAULT_SERIES
+    k: int | None = None
+    if upto == "posted":
+        k = abi.posted(name).patches
+    elif upto is not None:
+        if not upto.isdigit():
+            raise ConfigError(f"build:{name}@{upto}: after @ give a patch count K (the first K "
+                              "patches) or 'posted' (the series as posted, without the fixes).")
+        k = int(upto)
+    art = build(BuildRequest(series=name, upto=k))
     return Kernel(image=art.bzimage, release=_release_of(art.bzimage), source="build",
                   vmlinux=art.vmlinux if art.vmlinux.exists() else None,
                   metadata=art.directory / "metadata.json")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import kernels
-from harness.errors import KernelFetchError
+from harness.errors import ConfigError, KernelFetchError
 
 
 @pytest.mark.parametrize(("text", "uri"), [
@@ -196,3 +196,21 @@ def test_release_of_bad_images(tmp_path: Path, data: bytes) -> None:
     p.write_bytes(data)
     assert kernels._release_of(p) == ""
     assert kernels._release_of(tmp_path / "missing") == ""
+
+
+def test_build_spec_takes_series_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str | None, str | None]] = []
+    monkeypatch.setattr(kernels, "build_kernel",
+                        lambda series, upto=None: calls.append((series, upto)))
+    for spec in ("build", "build:s", "build@posted", "build:s@3"):
+        kernels.resolve(spec)
+    assert calls == [(None, None), ("s", None), (None, "posted"), ("s", "3")]
+
+
+def test_posted_table_of_the_bundled_series() -> None:
+    from harness import abi
+
+    posted = abi.posted(abi.DEFAULT_SERIES)
+    assert posted.patches == 3 and "bad-input" in posted.crashes
+    with pytest.raises(ConfigError, match="patch count"):
+        kernels.build_kernel(None, "three")

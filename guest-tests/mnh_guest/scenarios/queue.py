@@ -186,6 +186,15 @@ def filters(ctx: Context) -> None:
     os.close(rfd)
     os.close(wfd)
     ctx.op("remove watch 9 (id -1)", lambda: wq.remove_watch(a, 9))
+    if wq.abi.get("removal_id_unwatched") == "ino":
+        # The META/REMOVAL record's id for an explicit removal: the watched directory's
+        # inode number (ver #5 as posted put the dentry's kernel address there).
+        want = os.stat(a).st_ino
+        removal = [r for r in ctx.last_records if r.get("event") == "REMOVAL"]
+        rid = removal[0]["fields"].get("id") if removal else None
+        shown = f"{rid:#x}" if isinstance(rid, int) else str(rid)
+        ctx.check(rid == want, f"the REMOVAL record of watch 9 names inode {want} of the "
+                  f"watched directory (got {shown})")
     c = os.path.join(a, "c")
     os.makedirs(c)
     ctx.op("mount tmpfs on a/c (only watch 1 left)", lambda: sysc.mount("t4", c, "tmpfs"))
