@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.build import source
-from harness.errors import PrerequisiteError
+from harness.errors import BuildError, PrerequisiteError
 
 
 @pytest.fixture()
@@ -76,3 +76,16 @@ def test_safe_key() -> None:
     assert source.safe_key("linux-source-6.12_6.12.117-1~deb12u1") == \
         "linux-source-6.12_6.12.117-1_deb12u1"
     assert source.safe_key("a b/c") == "a_b_c"
+
+
+def test_lock_wait_has_a_deadline_and_names_the_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "lock"
+    with source.locked(lock):
+        assert "pid" in (tmp_path / "lock.holder").read_text()
+        # flock locks belong to the open file description: a second open waits.
+        with (pytest.raises(BuildError, match=r"pid \d+.*held .* for over 1 s"),
+              source.locked(lock, timeout=1.0)):
+            pass
+    assert not (tmp_path / "lock.holder").exists()
+    with source.locked(lock, timeout=1.0):   # free again
+        pass

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import re
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..errors import HarnessError, PatchError, PrerequisiteError
+from ..errors import BuildError, HarnessError, PatchError, PrerequisiteError
 from .proc import git, run
 
 log = logging.getLogger("harness")
@@ -78,16 +81,49 @@ def installed_version(package: str) -> str:
     return proc.stdout.strip()
 
 
+# How long a harness process waits for another one's build of the same tree (a cold
+# build of the default config takes ~8 min here, a debug one ~20).
+LOCK_TIMEOUT = 3600.0
+
+
 @contextmanager
-def locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (other harness processes wait)."""
+def locked(lock_path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path``; other harness processes wait, at most
+    ``timeout`` seconds, and are told who holds it."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = lock_path.with_name(lock_path.name + ".holder")
     with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                who = _read_holder(holder)
+                if not told:
+                    log.warning("waiting for %s, which holds %s", who, lock_path)
+                    told = True
+                if time.monotonic() > deadline:
+                    raise BuildError(
+                        f"Another harness process ({who}) has held {lock_path} for over "
+                        f"{timeout:.0f} s. Wait for it to finish, or stop it if it is stuck; "
+                        "the lock goes with its process, so nothing needs cleaning up."
+                    ) from None
+                time.sleep(1.0)
         try:
+            holder.write_text(f"pid {os.getpid()}: {' '.join(sys.argv)[:200]}\n")
             yield
         finally:
+            holder.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_holder(holder: Path) -> str:
+    try:
+        return holder.read_text().strip() or "a process"
+    except OSError:
+        return "a process"
 
 
 def debian_base(package: str = DEFAULT_PACKAGE, tarball: Path | None = None) -> Base:
