@@ -4,38 +4,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from harness import bisect_run, cli
 from harness.bisect import BisectError, Verdict
 from harness.bisect_run import BisectOptions
 from harness.build.artifact import Artifact
-from harness.build.proc import GIT_IDENTITY
 from harness.errors import HarnessError
-
-FAKELINUX = Path(__file__).parent / "fakelinux"
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), **GIT_IDENTITY}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, text=True,
-                          capture_output=True, env=env).stdout
-
-
-@pytest.fixture()
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MNH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("FAKELINUX_FAIL", raising=False)
-    t = tmp_path / "linux"
-    shutil.copytree(FAKELINUX, t, ignore=shutil.ignore_patterns("__pycache__"))
-    git(t, "init", "-q", "-b", "main")
-    git(t, "add", "-A")
-    git(t, "commit", "-q", "-m", "fake linux")
-    return t
 
 
 @pytest.fixture()

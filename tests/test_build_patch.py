@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import git
 
 from harness.build import patch
 from harness.build.patch import PatchFile, Series
-from harness.build.proc import GIT_IDENTITY
 from harness.errors import PatchError
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), **GIT_IDENTITY}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, text=True,
-                          capture_output=True, env=env).stdout
 
 
 @pytest.fixture()
