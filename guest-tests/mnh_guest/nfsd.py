@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -144,6 +145,19 @@ class Server:
                    "-L", "10", "-G", "10", str(self.threads)])
         if read_int(threads) == 0:
             raise NfsServerError("rpc.nfsd succeeded but no nfsd thread runs")
+
+    def mountd_died(self) -> str:
+        """How rpc.mountd ended, if it did ("" while it runs): an NFS request that gets no
+        answer after that is the guest userspace's failure, not the kernel's."""
+        if self._mountd is None or self._mountd.poll() is None:
+            return ""
+        rc = self._mountd.returncode
+        if rc < 0:
+            try:
+                return f"was killed by {signal.Signals(-rc).name}"
+            except ValueError:
+                return f"was killed by signal {-rc}"
+        return f"exited with status {rc}"
 
     def stop(self) -> list[str]:
         """Undo ``start``, each step whatever the others did; the problems, if any."""

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import mounts, nfsd, sysc
-from ..context import Context, ScenarioSkipped
+from ..context import Context, ScenarioFailed, ScenarioSkipped
 
 # The runner kills a scenario after 60 s (run.py --timeout), and a killed scenario cannot
 # stop its server: the waits below stay well inside that.
@@ -134,9 +134,20 @@ def automount_expiry(ctx: Context) -> None:
         old_period = nfsd.read_int(nfsd.MOUNTPOINT_TIMEOUT)
         nfsd.write_value(nfsd.MOUNTPOINT_TIMEOUT, EXPIRY_PERIOD)
         ctx.log.write("expiry-period", seconds=EXPIRY_PERIOD, was=old_period)
-        ctx.op("mount nfs4 127.0.0.1:/ on mnt", lambda: bounded(
-            lambda: sysc.mount("127.0.0.1:/", mnt, "nfs4", 0, NFS_OPTIONS),
-            NET_TIMEOUT, "the NFS mount"))
+        try:
+            ctx.op("mount nfs4 127.0.0.1:/ on mnt", lambda: bounded(
+                lambda: sysc.mount("127.0.0.1:/", mnt, "nfs4", 0, NFS_OPTIONS),
+                NET_TIMEOUT, "the NFS mount"))
+        except ScenarioFailed:
+            died = server.mountd_died()
+            if died:
+                # Not the kernel under test: the server's userspace went away, so the
+                # kernel's export upcalls got no answer (an error, blamed on the harness).
+                raise nfsd.NfsServerError(
+                    f"the guest's rpc.mountd {died} while the NFS mount waited for it, so "
+                    f"the mount got no answer; see mountd_log in this scenario's log "
+                    "(the nfs-utils of the guest's root, not the kernel under test)") from None
+            raise
         ctx.op("automount: read mnt/sub (crosses into the second file system)",
                lambda: bounded(lambda: _expect_marker(os.path.join(mnt, "sub")),
                                NET_TIMEOUT, "reading mnt/sub"),
