@@ -203,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boots", type=int, default=3)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--patched-kernel", default="build")
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
     data: dict[str, Any] = {}
