@@ -29,19 +29,6 @@ def _records(backend: str, raw: bytes, layouts: tuple[decode.WatchLayout, ...]
     return list(decode.decode_watch_queue(raw, layouts))
 
 
-def _describe(r: Any) -> str:
-    if isinstance(r, decode.Problem):
-        return f"DECODE ERROR at offset {r.offset}: {r.message}"
-    if isinstance(r, decode.FanEvent):
-        mid = f"{r.mnt_id:#x}" if r.mnt_id is not None else "-"
-        return f"{r.kind:<14} mnt_id={mid}"
-    if isinstance(r, decode.WatchRecord):
-        fields = " ".join(f"{k}={v}" for k, v in r.fields.items())
-        flags = ",".join(r.flags) or "-"
-        return f"{r.name:<14} id={r.watch_id} flags={flags} {fields}"
-    return repr(r)
-
-
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with open(path, encoding="utf-8", errors="replace") as f:
         yield from enumerate(f, 1)
@@ -84,7 +71,7 @@ def decode_log(path: Path, out: TextIO, layouts: tuple[decode.WatchLayout, ...] 
                 continue
             for rec in _records(backend, raw, layouts):
                 problems += isinstance(rec, decode.Problem)
-                print(f"    {_describe(rec)}", file=out)
+                print(f"    {decode.describe(rec)}", file=out)
             for key in ("missing", "unexpected", "wrong"):
                 for item in entry.get(key) or []:
                     print(f"    {key.upper()}: {item}", file=out)
@@ -101,7 +88,7 @@ def decode_raw(path: Path, fmt: str, out: TextIO,
     problems = 0
     for rec in _records(fmt, data, layouts):
         problems += isinstance(rec, decode.Problem)
-        print(_describe(rec), file=out)
+        print(decode.describe(rec), file=out)
     return problems
 
 

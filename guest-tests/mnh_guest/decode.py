@@ -17,6 +17,7 @@ import functools
 import itertools
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -258,3 +259,21 @@ def _watch_record(off: int, rtype: int, subtype: int, wid: int, info: int, raw: 
     flags = tuple(fname for fname, bit in lay.flags.items() if info & bit)
     name = lay.subtypes.get(subtype, f"SUBTYPE({subtype})")
     return WatchRecord(off, rtype, subtype, "mount", name, wid, flags, fields, raw)
+
+
+def describe(record: object, where: Callable[[int | None], str] | None = None) -> str:
+    """One line for a decoded record, as ``harness decode`` and the live watch print it;
+    ``where(mount_id)`` may add where that mount is (the live watch knows its table)."""
+    at = where or (lambda _mid: "")
+    if isinstance(record, Problem):
+        return f"DECODE ERROR at offset {record.offset}: {record.message}"
+    if isinstance(record, FanEvent):
+        mid = f"{record.mnt_id:#x}" if record.mnt_id is not None else "-"
+        return f"{record.kind:<14} mnt_id={mid}{at(record.mnt_id)}"
+    if isinstance(record, WatchRecord):
+        fields = " ".join(f"{k}={v}" for k, v in record.fields.items())
+        trig = record.fields.get("triggered_on")
+        suffix = at(int(trig)) if isinstance(trig, int) else ""
+        return (f"{record.name:<14} id={record.watch_id} flags={','.join(record.flags) or '-'} "
+                f"{fields}{suffix}")
+    return repr(record)

@@ -33,18 +33,7 @@ def _where(table: dict[int, mounts.Mount], mid: int | None) -> str:
 
 
 def describe(record: Any, table: dict[int, mounts.Mount]) -> str:
-    if isinstance(record, decode.Problem):
-        return f"DECODE ERROR at offset {record.offset}: {record.message}"
-    if isinstance(record, decode.FanEvent):
-        mid = f"{record.mnt_id:#x}" if record.mnt_id is not None else "-"
-        return f"{record.kind:<14} mnt_id={mid}{_where(table, record.mnt_id)}"
-    if isinstance(record, decode.WatchRecord):
-        fields = " ".join(f"{k}={v}" for k, v in record.fields.items())
-        trig = record.fields.get("triggered_on")
-        where = _where(table, int(trig)) if isinstance(trig, int) else ""
-        return (f"{record.name:<14} id={record.watch_id} flags={','.join(record.flags) or '-'} "
-                f"{fields}{where}")
-    return repr(record)
+    return decode.describe(record, lambda mid: _where(table, mid))
 
 
 def watch(backend_name: str, abi_path: str | None, path: str, duration: float,
