@@ -82,9 +82,16 @@ def series_of_kernel(metadata: Path | None) -> str | None:
     except (OSError, json.JSONDecodeError):
         return None
     s = data.get("series")
-    if isinstance(s, dict):
-        s = s.get("source") or s.get("name")
-    return str(s) if s else None
+    if not isinstance(s, dict):
+        return str(s) if s else None
+    source, name = s.get("source"), s.get("name")
+    # The directory it was built from, while it exists; else the bundled series of that
+    # name (a copy in a temporary directory, as the bisect tests and benches make).
+    if source and Path(str(source)).is_dir():
+        return str(source)
+    if name and (paths.data_dir("patches") / str(name) / "series.toml").is_file():
+        return str(name)
+    return str(source or name) if (source or name) else None
 
 
 def layouts_near(log: Path) -> tuple[decode.WatchLayout, ...]:

@@ -208,16 +208,26 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {}
     if args.out.exists():
         data = json.loads(args.out.read_text())
+    failed = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in args.only or list(BENCHES):
         print(f"bench: {name} ...", file=sys.stderr)
-        data[name] = {**BENCHES[name](args), "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                       time.gmtime()),
+        try:
+            figures = BENCHES[name](args)
+        except Exception as exc:   # one broken bench must not cost the others' figures
+            print(f"bench: {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            failed.append(name)
+            continue
+        data[name] = {**figures, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                           time.gmtime()),
                       "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                "load_avg_1m": round(os.getloadavg()[0], 2)}}
         print(json.dumps({name: data[name]}, indent=2), file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return 0
+        # Written after every bench: an interrupted run keeps what it measured.
+        args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    if failed:
+        print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

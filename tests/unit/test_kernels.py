@@ -214,3 +214,15 @@ def test_posted_table_of_the_bundled_series() -> None:
     assert posted.patches == 3 and "bad-input" in posted.crashes
     with pytest.raises(ConfigError, match="patch count"):
         kernels.build_kernel(None, "three")
+
+
+def test_series_of_a_kernel_built_from_a_vanished_copy(tmp_path: Path) -> None:
+    """A build made from a temporary copy of a bundled series (the bisect tests and
+    benches make those) still names a series the guest can load once the copy is gone."""
+    from harness import abi
+
+    meta = tmp_path / "metadata.json"
+    meta.write_text('{"series": {"name": "mount-notify-v5", "source": "/nonexistent/s"}}')
+    assert abi.series_of_kernel(meta) == "mount-notify-v5"
+    meta.write_text(f'{{"series": {{"name": "x", "source": "{tmp_path}"}}}}')
+    assert abi.series_of_kernel(meta) == str(tmp_path)
