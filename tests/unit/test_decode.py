@@ -255,3 +255,19 @@ def test_fast_path_agrees_with_the_checking_loop(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(decode, "_decode_uniform", lambda buf: None)
     slow = [view(decode_fanotify(b)) for b in bufs]
     assert fast == slow
+
+
+def test_uniform_fast_path_leaves_the_collector_as_it_found_it() -> None:
+    import gc
+
+    event = struct.pack("<IBBHQiiBBHIQ", 40, 3, 0, 24, FAN_MNT_ATTACH, -1, 7, 7, 0, 16,
+                        0, 0x80000001)
+    assert gc.isenabled()
+    assert [e.mnt_id for e in decode_fanotify(event * 3)] == [0x80000001] * 3
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode_fanotify(event * 3)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
