@@ -63,6 +63,7 @@ class Recipe:
     variant: str
     packages: tuple[str, ...]
     trim: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]     # (path in the image, target)
     headroom_mb: int
     label: str
     key: str                    # content hash of the recipe files and the suite
@@ -103,6 +104,7 @@ def load_recipe(suite: str | None = None, recipe_dir: Path = RECIPE_DIR) -> Reci
         chosen = suite or str(img["default_suite"])
         return Recipe(suite=chosen, variant=str(img.get("variant", "essential")),
                       packages=tuple(data["packages"]), trim=tuple(data["trim"]["paths"]),
+                      links=tuple((str(k), str(v)) for k, v in data.get("links", {}).items()),
                       headroom_mb=int(img.get("headroom_mb", 384)),
                       label=str(img.get("label", "mnhroot")),
                       key=recipe_key(recipe_dir, chosen))
@@ -284,6 +286,11 @@ def _customise(recipe: Recipe, tree: Path, work: Path) -> dict[str, str]:
     _write(tree / "root/.ssh/authorized_keys", client_pub + " mount-notify-harness\n", 0o600)
     _write(tree / "etc/hostname", "mnh-guest\n", 0o644)
     _write(tree / "etc/fstab", "# the init mounts everything itself\n", 0o644)
+    for rel, target in recipe.links:
+        link = tree / rel
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
     res = subprocess.run(["dpkg-query", "--admindir", str(tree / "var/lib/dpkg"), "-W",
                           "-f", "${Package} ${Version}\n"], capture_output=True, text=True,
                          timeout=TOOL_TIMEOUT, check=False)

@@ -31,6 +31,9 @@ from typing import Any
 
 NFSD_FS = "/proc/fs/nfsd"
 MOUNTPOINT_TIMEOUT = "/proc/sys/fs/nfs/nfs_mountpoint_timeout"
+# rpc.mountd reads the mount table through this path (for crossmnt exports) and crashes
+# when it cannot open it.
+MTAB = "/etc/mtab"
 TOOLS = ("rpc.nfsd", "rpc.mountd", "exportfs")
 # The tools live in sbin, which a non-login PATH may lack.
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
@@ -112,6 +115,11 @@ class Server:
     def start(self) -> None:
         """Export, start mountd, start nfsd threads; raise NfsServerError on failure."""
         nfsd, mountd, exportfs = (find_tool(t) for t in TOOLS)
+        if not os.path.exists(MTAB):
+            raise NfsServerError(f"{MTAB} is missing on the guest's root file system: "
+                                 "rpc.mountd opens it to answer for crossmnt exports and "
+                                 "segfaults without it; make it a symbolic link to "
+                                 "/proc/self/mounts (the harness's image recipe does)")
         threads = os.path.join(NFSD_FS, "threads")
         if not os.path.exists(threads):
             raise NfsServerError(f"{threads} is missing: mount the nfsd file system on "

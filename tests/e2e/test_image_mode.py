@@ -56,43 +56,30 @@ def image_run(guest_image: image.Image, mnh_results_root: Path) -> ImageRun:
     return _run
 
 
-# Where image mode knowingly differs from virtme-ng mode. The guest image's rpc.mountd
-# (Debian 12's nfs-utils 2.6.2) segfaults when the loopback NFSv4.0 client detaches,
-# right as the automount scenario mounts; the host's copy of the same package, which
-# virtme-ng mode runs, does not. The scenario reports that as an error (blamed on the
-# harness), never as a kernel failure.
-IMAGE_GAPS = {"automount-expiry": "rpc.mountd"}
-
-
 def outcomes(r: RunResult) -> dict[str, str]:
     return {s.name: str(s.outcome) for s in r.scenarios}
 
 
 def assert_same_outcomes(image: RunResult, vng: RunResult) -> None:
-    """The same outcome per scenario, except a known image gap, which must be an error
-    that names its cause (or a pass, once the image's userspace is fixed)."""
+    """The same outcome per scenario, automount-expiry's NFS server included (the
+    image's own nfs-utils serve it)."""
     got, want = outcomes(image), outcomes(vng)
-    for name, cause in IMAGE_GAPS.items():
-        if name in got and got[name] != want.get(name):
-            r = image.scenario(name)
-            assert r.outcome is Outcome.ERROR and cause in r.message, (name, r.message)
-            assert r.blame == "harness"
-            got[name] = want[name]
-    assert got == want, image.results_dir
+    assert got == want, (image.results_dir, {
+        n: image.scenario(n).message for n, o in got.items() if o != want.get(n)})
 
 
 def test_fanotify_suite_same_outcomes_as_vng(image_run: ImageRun, mnh_kernel: str,
                                              fanotify_suite: RunResult) -> None:
     r = image_run(mnh_kernel, tag="fanotify-suite")
     assert_same_outcomes(r, fanotify_suite)
-    assert all(s.outcome is Outcome.PASS for s in r.scenarios
-               if s.name not in IMAGE_GAPS), outcomes(r)
+    assert all(s.outcome is Outcome.PASS for s in r.scenarios), outcomes(r)
+    assert "automount-expiry" in outcomes(r)
     # Same result files as virtme-ng mode, same event counts per scenario.
     for f in ("results.json", "junit.xml", "results.ktap", "console.log", "command.json",
               "guest/runner.stdout", "guest/runner.stderr", "guest/runner.json"):
         assert (r.results_dir / f).exists(), f
-    assert {s.name: s.events for s in r.scenarios if s.name not in IMAGE_GAPS} == {
-        s.name: s.events for s in fanotify_suite.scenarios if s.name not in IMAGE_GAPS}
+    assert {s.name: s.events for s in r.scenarios} == {
+        s.name: s.events for s in fanotify_suite.scenarios}
     for s in r.scenarios:
         assert Path(s.log).is_file() and Path(s.log).parent == r.results_dir / "guest/scenarios"
     data = json.loads((r.results_dir / "results.json").read_text())
