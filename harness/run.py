@@ -23,6 +23,10 @@ from .vmcmd import VmSpec, vng_command
 
 log = logging.getLogger("harness")
 GUEST_DIR = Path(mnh_guest.__file__).resolve().parent.parent
+# How the guest starts Python: -B writes no bytecode into the tree it shares with the
+# host; -S skips site, which the stdlib-only guest code does not need (0.47 -> 0.33 s for
+# a bare interpreter under TCG, measured in the guest).
+GUEST_PYTHON_FLAGS = ("-B", "-S")
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ def run(opts: RunOptions) -> RunResult:
     # Where the runner writes in the guest: the shared results directory under vng, a
     # directory of the guest's own disk in image mode (copied back over SFTP).
     guest_results = imageboot.GUEST_RESULTS if img is not None else str(guest_out)
-    guest_cmd = [opts.guest_python, "-B", "-m", "mnh_guest.run", "--results", guest_results,
+    guest_cmd = [opts.guest_python, *GUEST_PYTHON_FLAGS, "-m", "mnh_guest.run",
+                 "--results", guest_results,
                  "--backend", opts.backend, "--timeout", str(opts.guest_timeout)]
     if opts.backend == "watch-queue":
         series = opts.series or abi.series_of_kernel(kernel.metadata) or abi.DEFAULT_SERIES

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import abi, accel, image, imageboot, kernels, paths, qemu
 from .errors import BootError, HarnessError
-from .run import GUEST_DIR, default_cpus
+from .run import GUEST_DIR, GUEST_PYTHON_FLAGS, default_cpus
 from .serial import SerialConsole
 from .ssh import SESSION_FILE, GuestSSH, ssh_argv, write_session
 from .vmcmd import VmSpec, vng_command
@@ -39,7 +39,7 @@ WATCH_START = 60.0       # seconds for the watch to say it is watching (python u
 
 
 def _watch_argv(backend: str, abi_path: str | None) -> list[str]:
-    argv = ["python3", "-B", "-m", "mnh_guest.watch", "--backend", backend]
+    argv = ["python3", *GUEST_PYTHON_FLAGS, "-m", "mnh_guest.watch", "--backend", backend]
     if abi_path:
         argv += ["--abi", abi_path]
     return argv
