@@ -13,7 +13,6 @@ import os
 import platform
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,6 @@ from mnh_guest import decode
 
 from . import accel, bench_build, kernels, paths
 from .run import RunOptions, default_cpus, run
-from .vmcmd import VmSpec, vng_command
 
 Bench = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -55,13 +53,6 @@ def bench_decoder(args: argparse.Namespace) -> dict[str, Any]:
             "target_records_per_s": 1_000_000}
 
 
-def _time_cmd(cmd: list[str], timeout: float) -> float:
-    t0 = time.monotonic()
-    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=timeout, check=True)
-    return time.monotonic() - t0
-
-
 def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
     """Boot-to-verdict of the fanotify suite vs a bare ``vng --exec true``, same run."""
     kernel = kernels.resolve(args.kernel)
@@ -70,9 +61,7 @@ def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
     suite, bare = [], []
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
         for i in range(args.boots):
-            spec = VmSpec(kernel=kernel.image, accel=acc.name, guest_command=("true",),
-                          cwd=Path(tmp), cpus=cpus)
-            bare.append(_time_cmd(vng_command(spec), 600))
+            bare.append(bench_build.bare_boot(kernel.image, acc.name, cpus))
             t0 = time.monotonic()
             r = run(RunOptions(kernel=args.kernel, results=Path(tmp) / f"suite-{i}"))
             suite.append(time.monotonic() - t0)
@@ -160,9 +149,7 @@ def bench_image(args: argparse.Namespace) -> dict[str, Any]:
     ready, to_ssh, image_total, bare = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
         for i in range(args.boots):
-            spec = VmSpec(kernel=kernel.image, accel=acc.name, guest_command=("true",),
-                          cwd=Path(tmp), cpus=cpus)
-            bare.append(_time_cmd(vng_command(spec), 600))
+            bare.append(bench_build.bare_boot(kernel.image, acc.name, cpus))
             t0 = time.monotonic()
             r = run(RunOptions(kernel=args.kernel, image=str(img.directory),
                                scenarios=("mount",), results=Path(tmp) / f"image-{i}"))

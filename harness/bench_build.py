@@ -80,12 +80,14 @@ def bench_build(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _bare_boot(kernel: kernels.Kernel, acc: str, timeout: float) -> float:
+def bare_boot(kernel: Path, acc: str, cpus: int, timeout: float = 600.0) -> float:
+    """Seconds of one ``vng --run KERNEL --exec true``: the floor every suite is measured
+    against, with the same accelerator and vCPUs as the suite's own boots."""
     import subprocess
 
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
-        spec = VmSpec(kernel=kernel.image, accel=acc, guest_command=("true",), cwd=Path(tmp),
-                      cpus=default_cpus(acc))
+        spec = VmSpec(kernel=kernel, accel=acc, guest_command=("true",), cwd=Path(tmp),
+                      cpus=cpus)
         t0 = time.monotonic()
         subprocess.run(vng_command(spec), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=timeout, check=True)
@@ -96,7 +98,7 @@ def bench_watch_queue_suite(args: argparse.Namespace) -> dict[str, Any]:
     """The whole watch-queue suite in one boot of the patched kernel, next to a bare boot."""
     kernel = kernels.resolve(args.patched_kernel)
     acc = accel.choose(kernel.image).name
-    bare = _bare_boot(kernel, acc, 600)
+    bare = bare_boot(kernel.image, acc, default_cpus(acc))
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
         t0 = time.monotonic()
         r = run(RunOptions(kernel=args.patched_kernel, backend="watch-queue",
