@@ -55,16 +55,28 @@ def make_backend(name: str, abi: dict[str, Any] | None) -> context.Backend:
 
 def run_one(name: str, backend_name: str, outdir: str, timeout: float,
             abi: dict[str, Any] | None = None) -> dict[str, Any]:
-    scenario = BY_NAME[name]
     log_path = os.path.join(outdir, f"{name}.jsonl")
     verdict_path = os.path.join(outdir, f"{name}.verdict.json")
     kmsg(f"scenario {name} start")
     start = time.monotonic()
+    # Imported here, in the runner, not in the forked child: the next scenario of the
+    # same module finds it already loaded. A module that fails to import costs this
+    # scenario (an error), not the rest of the run.
+    try:
+        func = BY_NAME[name].func
+    except Exception as exc:  # whatever the import raised: the harness's failure
+        verdict = {"scenario": name, "backend": backend_name, "outcome": "error",
+                   "message": f"cannot load {BY_NAME[name].target}: "
+                              f"{type(exc).__name__}: {exc}",
+                   "events": 0, "duration": round(time.monotonic() - start, 3)}
+        write_json(verdict_path, verdict)
+        kmsg(f"scenario {name} end error")
+        return verdict
     pid = os.fork()
     if pid == 0:  # child
         code = 0
         try:
-            verdict = context.run_in_namespace(name, scenario.func,
+            verdict = context.run_in_namespace(name, func,
                                                make_backend(backend_name, abi), log_path)
             write_json(verdict_path, {"scenario": name, "backend": backend_name, **verdict})
         except BaseException:

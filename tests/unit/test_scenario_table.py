@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mnh_guest.scenarios import BY_NAME, TABLE, default_names, stress_names
 
 GUEST_DIR = Path(__file__).resolve().parents[2] / "guest-tests"
@@ -35,3 +37,16 @@ def test_reading_the_table_imports_no_scenario_module() -> None:
     out = subprocess.run([sys.executable, "-B", "-S", "-c", code], cwd=GUEST_DIR, check=True,
                          capture_output=True, text=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_a_module_that_does_not_import_is_that_scenarios_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnh_guest import run
+    from mnh_guest.scenarios import Scenario
+
+    broken = Scenario("broken", "no_such_module:f", ("fanotify",), "cannot be imported")
+    monkeypatch.setitem(run.BY_NAME, "broken", broken)
+    verdict = run.run_one("broken", "fanotify", str(tmp_path), timeout=10)
+    assert verdict["outcome"] == "error"
+    assert "cannot load no_such_module:f: ModuleNotFoundError" in verdict["message"]
+    assert json.loads((tmp_path / "broken.verdict.json").read_text()) == verdict
