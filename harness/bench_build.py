@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -83,8 +84,6 @@ def bench_build(args: argparse.Namespace) -> dict[str, Any]:
 def bare_boot(kernel: Path, acc: str, cpus: int, timeout: float = 600.0) -> float:
     """Seconds of one ``vng --run KERNEL --exec true``: the floor every suite is measured
     against, with the same accelerator and vCPUs as the suite's own boots."""
-    import subprocess
-
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
         spec = VmSpec(kernel=kernel, accel=acc, guest_command=("true",), cwd=Path(tmp),
                       cpus=cpus)

@@ -53,6 +53,15 @@ def make_backend(name: str, abi: dict[str, Any] | None) -> context.Backend:
     return watchqueue.WatchQueueBackend(abi)
 
 
+def runner_verdict(path: str, name: str, backend_name: str, outcome: str, message: str,
+                   start: float) -> dict[str, Any]:
+    """Write the verdict the runner gives itself when the scenario could not (no events)."""
+    verdict = {"scenario": name, "backend": backend_name, "outcome": outcome,
+               "message": message, "events": 0, "duration": round(time.monotonic() - start, 3)}
+    write_json(path, verdict)
+    return verdict
+
+
 def run_one(name: str, backend_name: str, outdir: str, timeout: float,
             abi: dict[str, Any] | None = None) -> dict[str, Any]:
     log_path = os.path.join(outdir, f"{name}.jsonl")
@@ -65,11 +74,9 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float,
     try:
         func = BY_NAME[name].func
     except Exception as exc:  # whatever the import raised: the harness's failure
-        verdict = {"scenario": name, "backend": backend_name, "outcome": "error",
-                   "message": f"cannot load {BY_NAME[name].target}: "
-                              f"{type(exc).__name__}: {exc}",
-                   "events": 0, "duration": round(time.monotonic() - start, 3)}
-        write_json(verdict_path, verdict)
+        verdict = runner_verdict(verdict_path, name, backend_name, "error",
+                                 f"cannot load {BY_NAME[name].target}: "
+                                 f"{type(exc).__name__}: {exc}", start)
         kmsg(f"scenario {name} end error")
         return verdict
     pid = os.fork()
@@ -92,10 +99,9 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float,
         if timeout and time.monotonic() - start > timeout:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            verdict = {"scenario": name, "backend": backend_name, "outcome": "timeout",
-                       "message": f"no verdict after {timeout:.0f} s; the guest runner killed it",
-                       "events": 0, "duration": round(time.monotonic() - start, 3)}
-            write_json(verdict_path, verdict)
+            verdict = runner_verdict(verdict_path, name, backend_name, "timeout",
+                                     f"no verdict after {timeout:.0f} s; the guest runner "
+                                     "killed it", start)
             kmsg(f"scenario {name} end timeout")
             return verdict
         time.sleep(0.02)
@@ -103,10 +109,9 @@ def run_one(name: str, backend_name: str, outdir: str, timeout: float,
         with open(verdict_path, encoding="utf-8") as f:
             verdict = json.load(f)
     else:
-        verdict = {"scenario": name, "backend": backend_name, "outcome": "error",
-                   "message": f"scenario process ended with status {status} and no verdict",
-                   "events": 0, "duration": round(time.monotonic() - start, 3)}
-        write_json(verdict_path, verdict)
+        verdict = runner_verdict(verdict_path, name, backend_name, "error",
+                                 f"scenario process ended with status {status} and no "
+                                 "verdict", start)
     kmsg(f"scenario {name} end {verdict['outcome']}")
     return verdict
 
