@@ -202,8 +202,8 @@ class SerialConsole:
         token = secrets.token_hex(4)
         # The echoed command line cannot match: the shell expands $? only in the output.
         # Two lines, so that a command ending in "&" stays valid shell.
-        self.child.sendline(command)
-        self.child.sendline(f"printf '\\n__mnh_{token}_rc=%s\\n' \"$?\"")
+        self.send(command)
+        self.send(f"printf '\\n__mnh_{token}_rc=%s\\n' \"$?\"")
         done = re.compile(rf"__mnh_{token}_rc=(\d+)".encode())
         i = self._expect([done, PANIC], timeout)
         if i == 0:
@@ -219,6 +219,11 @@ class SerialConsole:
             self.wait_exit(PANIC_GRACE)
             raise BootError(f"The guest panicked at the console prompt: {title}. See "
                             f"{self.console_path}.")
+        if i == -1:
+            rc = self.wait_exit(KILL_GRACE)
+            raise BootError(f"QEMU exited (status {rc}) while the console shell ran "
+                            f"{command!r}, with no panic on the console; see "
+                            f"{self.console_path}.")
         raise BootError(f"The guest's console shell did not answer {command!r} within "
                         f"{timeout:.0f} s (see {self.console_path}); the guest is stuck.")
 
@@ -231,8 +236,14 @@ class SerialConsole:
         self.shell("stty -echo", timeout)
         self.echo_off = True
 
+    def send(self, line: str) -> None:
+        """Send a line; a console that already closed (QEMU gone after a panic) is not an
+        error here: the next expect reads what it printed and reports EOF."""
+        with contextlib.suppress(OSError):  # BrokenPipeError: the reader decides
+            self.child.sendline(line)
+
     def wait_prompt(self, timeout: float) -> bool:
-        self.child.sendline("")
+        self.send("")
         return self._expect([PROMPT], timeout) == 0
 
     # --- background reading -----------------------------------------------------

@@ -98,7 +98,7 @@ def image_shell(a: argparse.Namespace, kernel: kernels.Kernel, session: Path) ->
         if interactive:
             _say("root shell on the guest's console; mount things and watch the records. "
                  "Leave with ^] (the guest is stopped).")
-            console.child.sendline("")
+            console.send("")
             console.interact()
             return 0
         status = 0

@@ -62,6 +62,30 @@ def test_panic_at_the_prompt_is_a_boot_error(tmp_path: Path) -> None:
         c.stop()
 
 
+def test_panic_before_the_command_is_sent_is_the_same_boot_error(tmp_path: Path) -> None:
+    # QEMU already gone: writing the command hits a closed pipe. That must not surface as
+    # BrokenPipeError; the panic line still on the console is the cause (a CI race, once).
+    c = console(tmp_path, "ready-then-panic")
+    try:
+        assert c.wait_ready(30).state == "ready"
+        c.child.proc.wait(30)
+        with pytest.raises(BootError, match="panicked at the console prompt: Kernel panic"):
+            c.shell("uname -r", 30)
+    finally:
+        c.stop()
+
+
+def test_qemu_gone_at_the_prompt_without_panic_says_so(tmp_path: Path) -> None:
+    c = console(tmp_path, "ready-then-exit")
+    try:
+        assert c.wait_ready(30).state == "ready"
+        c.child.proc.wait(30)
+        with pytest.raises(BootError, match=r"QEMU exited .* no panic"):
+            c.shell("uname -r", 30)
+    finally:
+        c.stop()
+
+
 def test_sshd_down_is_not_ready(tmp_path: Path) -> None:
     c = console(tmp_path, "sshd-down")
     try:
