@@ -52,35 +52,22 @@ def test_a_guest_that_never_gets_ready_times_out_in_bounded_time(tmp_path: Path)
     assert c.poll() is not None
 
 
-def test_panic_at_the_prompt_is_a_boot_error(tmp_path: Path) -> None:
-    c = console(tmp_path, "prompt-panic")
+@pytest.mark.parametrize(("mode", "gone_first", "error"), [
+    # the guest reads the command, then panics
+    ("prompt-panic", False, "panicked at the console prompt: Kernel panic"),
+    # QEMU already gone: writing the command hits a closed pipe, which must not surface as
+    # BrokenPipeError; the panic line still on the console is the cause (a CI race, once)
+    ("ready-then-panic", True, "panicked at the console prompt: Kernel panic"),
+    ("ready-then-exit", True, r"QEMU exited .* no panic"),
+])
+def test_a_guest_gone_at_the_prompt_is_a_boot_error(tmp_path: Path, mode: str,
+                                                   gone_first: bool, error: str) -> None:
+    c = console(tmp_path, mode)
     try:
         assert c.wait_ready(30).state == "ready"
-        with pytest.raises(BootError, match="panicked at the console prompt: Kernel panic"):
-            c.shell("uname -r", 30)
-    finally:
-        c.stop()
-
-
-def test_panic_before_the_command_is_sent_is_the_same_boot_error(tmp_path: Path) -> None:
-    # QEMU already gone: writing the command hits a closed pipe. That must not surface as
-    # BrokenPipeError; the panic line still on the console is the cause (a CI race, once).
-    c = console(tmp_path, "ready-then-panic")
-    try:
-        assert c.wait_ready(30).state == "ready"
-        c.child.proc.wait(30)
-        with pytest.raises(BootError, match="panicked at the console prompt: Kernel panic"):
-            c.shell("uname -r", 30)
-    finally:
-        c.stop()
-
-
-def test_qemu_gone_at_the_prompt_without_panic_says_so(tmp_path: Path) -> None:
-    c = console(tmp_path, "ready-then-exit")
-    try:
-        assert c.wait_ready(30).state == "ready"
-        c.child.proc.wait(30)
-        with pytest.raises(BootError, match=r"QEMU exited .* no panic"):
+        if gone_first:
+            c.child.proc.wait(30)
+        with pytest.raises(BootError, match=error):
             c.shell("uname -r", 30)
     finally:
         c.stop()
