@@ -39,6 +39,7 @@ class RunOptions:
     memory: str = "1G"
     timeouts: Timeouts = field(default_factory=Timeouts)
     append: tuple[str, ...] = ()      # extra kernel command-line arguments
+    hardware_modules: bool = False    # vng: let udev load QEMU's chipset drivers (vmcmd)
     guest_timeout: float = 60.0       # per scenario, enforced by the guest runner (0: none)
     guest_python: str = "python3"
     series: str | None = None         # watch-queue: whose [abi] (default: the kernel's own)
@@ -148,7 +149,7 @@ def run(opts: RunOptions) -> RunResult:
     if img is None:
         spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
                       cwd=GUEST_DIR, rwdirs=(guest_out,), memory=opts.memory,
-                      cpus=cpus, append=opts.append,
+                      cpus=cpus, append=opts.append, hardware_modules=opts.hardware_modules,
                       stdout_file=guest_out / "runner.stdout",
                       stderr_file=guest_out / "runner.stderr")
         cmd = vng_command(spec)
@@ -277,7 +278,8 @@ def _main(a: argparse.Namespace) -> int:
                         "debian[:VERSION].")
     opts = RunOptions(kernel=a.kernel, backend=a.backend, scenarios=tuple(a.scenario),
                       results=a.results, cpus=a.cpus, memory=a.memory,
-                      append=tuple(a.append), series=a.series,
+                      append=tuple(a.append), hardware_modules=a.hardware_modules,
+                      series=a.series,
                       timeouts=Timeouts(boot=a.boot_timeout, scenario=a.scenario_timeout,
                                         run=a.run_timeout),
                       guest_timeout=a.guest_timeout, image=a.image, ssh_port=a.ssh_port,
@@ -303,6 +305,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="guest vCPUs (default: 2 with KVM, 1 under TCG)")
     p.add_argument("--append", action="append", default=[], metavar="ARG",
                    help="extra kernel command-line argument (repeatable)")
+    p.add_argument("--hardware-modules", action="store_true",
+                   help="let udev load the drivers of QEMU's emulated PC, which the harness "
+                   "blacklists on virtme-ng boots (about 10 s of a TCG boot of a modular "
+                   "kernel; the list is vmcmd.HARDWARE_MODULES)")
     p.add_argument("--memory", default="1G")
     p.add_argument("--boot-timeout", type=float, default=Timeouts.boot)
     p.add_argument("--scenario-timeout", type=float, default=Timeouts.scenario,

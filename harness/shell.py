@@ -138,6 +138,7 @@ def vng_shell(a: argparse.Namespace, kernel: kernels.Kernel, session: Path) -> i
     spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=("sh", "-c", script),
                   cwd=GUEST_DIR, rwdirs=(session,), memory=a.memory,
                   cpus=a.cpus or default_cpus(chosen.name), append=tuple(a.append),
+                  hardware_modules=a.hardware_modules,
                   qemu_opts=(f"-gdb tcp:{qemu.LOOPBACK}:{gdb}",) if gdb else ())
     if gdb is not None:
         _say(f"gdb stub on {qemu.LOOPBACK}:{gdb}; attach with: "
@@ -254,5 +255,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cpus", type=int, default=None)
     p.add_argument("--memory", default="1G")
     p.add_argument("--append", action="append", default=[], metavar="ARG")
+    p.add_argument("--hardware-modules", action="store_true",
+                   help="let udev load the drivers of QEMU's emulated PC (see `harness run`)")
     p.add_argument("--boot-timeout", type=float, default=180.0)
     p.set_defaults(func=_main)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.vmcmd import BASE_APPEND, VmSpec, guest_shell, vng_command
+from harness.vmcmd import (
+    BASE_APPEND,
+    HARDWARE_MODULES,
+    VmSpec,
+    guest_shell,
+    hardware_blacklist,
+    vng_command,
+)
 
 
 def spec(**kw: object) -> VmSpec:
@@ -47,11 +54,21 @@ def test_fixed_options() -> None:
 def test_rwdirs_appends_and_qemu_opts_each_get_their_flag() -> None:
     cmd = vng_command(spec())
     assert pairs(cmd, "--rwdir") == ["/r/out dir", "/tmp/b"]
-    assert pairs(cmd, "--append") == [*BASE_APPEND, "mnh.extra=1"]
+    assert pairs(cmd, "--append") == [*BASE_APPEND, hardware_blacklist(), "mnh.extra=1"]
     assert {"panic=-1", "printk.devkmsg=on"} <= set(BASE_APPEND)
     assert pairs(cmd, "--qemu-opts") == ["-device virtio-rng-pci"]
     assert pairs(cmd, "--exec") == [guest_shell(spec())]
     assert cmd[-2] == "--exec"
+
+
+def test_hardware_drivers_are_blacklisted_unless_asked_for() -> None:
+    arg = hardware_blacklist()
+    names = arg.removeprefix("modprobe.blacklist=").split(",")
+    assert names == [n for n, _ in HARDWARE_MODULES] and len(set(names)) == len(names)
+    # never the modules the guest needs: 9p root, virtio transport, overlays, NFS
+    assert not {"9p", "9pnet_virtio", "virtio_mmio", "overlay", "nfsd", "nfsv4"} & set(names)
+    assert arg in pairs(vng_command(spec()), "--append")
+    assert arg not in pairs(vng_command(spec(hardware_modules=True)), "--append")
 
 
 def test_guest_shell_round_trips_through_a_shell_lexer() -> None:
