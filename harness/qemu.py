@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BootError
-from .vmcmd import BASE_APPEND
+from .vmcmd import BASE_APPEND, FAST_APPEND
 
 LOOPBACK = "127.0.0.1"
 GUEST_SSH_PORT = 22
@@ -50,6 +50,7 @@ def kernel_cmdline(spec: QemuSpec) -> str:
         "mnh.root=/dev/vda",        # for images/initramfs-init on modular kernels
         "net.ifnames=0",            # keep the name eth0 the init configures
         *BASE_APPEND,               # panic=-1 (QEMU exits, -no-reboot), devkmsg markers
+        *FAST_APPEND,               # mitigations=off init_on_alloc=0 (a test guest)
         *spec.append,
     ]
     return " ".join(args)

@@ -9,6 +9,7 @@ import pytest
 
 from harness.vmcmd import (
     BASE_APPEND,
+    FAST_APPEND,
     HARDWARE_MODULES,
     VmSpec,
     guest_shell,
@@ -54,7 +55,8 @@ def test_fixed_options() -> None:
 def test_rwdirs_appends_and_qemu_opts_each_get_their_flag() -> None:
     cmd = vng_command(spec())
     assert pairs(cmd, "--rwdir") == ["/r/out dir", "/tmp/b"]
-    assert pairs(cmd, "--append") == [*BASE_APPEND, hardware_blacklist(), "mnh.extra=1"]
+    assert pairs(cmd, "--append") == [*BASE_APPEND, *FAST_APPEND, hardware_blacklist(),
+                                          "mnh.extra=1"]
     assert {"panic=-1", "printk.devkmsg=on"} <= set(BASE_APPEND)
     assert pairs(cmd, "--qemu-opts") == ["-device virtio-rng-pci"]
     assert pairs(cmd, "--exec") == [guest_shell(spec())]
@@ -69,6 +71,14 @@ def test_hardware_drivers_are_blacklisted_unless_asked_for() -> None:
     assert not {"9p", "9pnet_virtio", "virtio_mmio", "overlay", "nfsd", "nfsv4"} & set(names)
     assert arg in pairs(vng_command(spec()), "--append")
     assert arg not in pairs(vng_command(spec(hardware_modules=True)), "--append")
+
+
+def test_plain_is_vng_with_the_harness_essentials_only() -> None:
+    appended = pairs(vng_command(spec(plain=True)), "--append")
+    assert appended == [*BASE_APPEND, "mnh.extra=1"]
+    # the user's arguments come after the speed-ups, so they win
+    full = pairs(vng_command(spec(append=("mitigations=auto",))), "--append")
+    assert full.index("mitigations=auto") > full.index("mitigations=off")
 
 
 def test_guest_shell_round_trips_through_a_shell_lexer() -> None:
