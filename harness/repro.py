@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class ReproOptions:
     memory: str = "2G"
     results: Path | None = None
     boot_timeout: float = 600.0
+    append: tuple[str, ...] = ()       # the user's kernel arguments (after the harness's)
 
 
 @dataclass
@@ -194,7 +196,9 @@ def reproducer(kernel: str, scenario: str, opts: ReproOptions) -> str:
              str(max(opts.runs, 20)), "--until-fail"]
     if opts.fresh_boot:
         words.append("--fresh-boot")
-    return " ".join(words)
+    for arg in opts.append:
+        words += ["--append", arg]
+    return shlex.join(words)
 
 
 # --- running -----------------------------------------------------------------------------
@@ -264,7 +268,8 @@ def repro(opts: ReproOptions) -> ReproResult:
                                     scenarios=tuple(left), results=where, cpus=opts.cpus,
                                     memory=opts.memory, timeouts=timeouts,
                                     guest_timeout=guest_timeout,
-                                    append=boot_append(per_boot, opts.seconds)))
+                                    append=(*boot_append(per_boot, opts.seconds),
+                                            *opts.append)))
         except HarnessError as exc:
             log.warning("boot %d: %s", boots, exc)
             result = None
@@ -337,7 +342,8 @@ def options_from_args(a: argparse.Namespace) -> ReproOptions:
     return ReproOptions(kernel=a.kernel, debug=a.debug, scenarios=tuple(a.scenario),
                         runs=a.runs, until_fail=a.until_fail, duration=a.duration,
                         cpus=a.cpus, fresh_boot=a.fresh_boot, seconds=a.seconds,
-                        memory=a.memory, results=a.results, boot_timeout=a.boot_timeout)
+                        memory=a.memory, results=a.results, boot_timeout=a.boot_timeout,
+                        append=tuple(a.append))
 
 
 def _main(a: argparse.Namespace) -> int:
@@ -366,6 +372,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fresh-boot", action="store_true", help="one boot per round")
     p.add_argument("--seconds", type=float, default=2.0, help="duration of one round")
     p.add_argument("--memory", default="2G")
+    p.add_argument("--append", action="append", default=[], metavar="ARG",
+                   help="extra kernel argument (repeatable; it wins over the harness's own, "
+                   "e.g. mitigations=auto to race with the shipped mitigations)")
     p.add_argument("--results", type=Path, help="report directory (default: in the cache)")
     p.add_argument("--boot-timeout", type=float, default=600.0)
     p.set_defaults(func=_main)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -136,3 +137,15 @@ def test_reproducer_line() -> None:
     assert repro.reproducer("/b/x", "stress-lazy", opts) == (
         "harness repro --kernel /b/x --scenario stress-lazy --cpus 4 --seconds 3 --runs 20 "
         "--until-fail --fresh-boot")
+
+
+def test_reproducer_keeps_the_users_kernel_arguments_quoted() -> None:
+    opts = repro.ReproOptions(append=("mitigations=auto", "mnh.note=a b"))
+    line = repro.reproducer("/b/my kernel", "stress-race", opts)
+    assert line.endswith("--append mitigations=auto --append 'mnh.note=a b'")
+    assert "--kernel '/b/my kernel'" in line
+    args = repro.options_from_args(argparse.Namespace(
+        kernel=None, debug=False, scenario=[], runs=1, until_fail=False, duration=None,
+        cpus=2, fresh_boot=False, seconds=1.0, memory="2G", results=None, boot_timeout=60.0,
+        append=["mitigations=auto"]))
+    assert args.append == ("mitigations=auto",)
