@@ -374,7 +374,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--memory", default="2G")
     p.add_argument("--append", action="append", default=[], metavar="ARG",
                    help="extra kernel argument (repeatable; it wins over the harness's own, "
-                   "e.g. mitigations=auto to race with the shipped mitigations)")
+                   "e.g. mitigations=auto for a distribution kernel's shipped mitigations)")
     p.add_argument("--results", type=Path, help="report directory (default: in the cache)")
     p.add_argument("--boot-timeout", type=float, default=600.0)
     p.set_defaults(func=_main)
