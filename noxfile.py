@@ -53,19 +53,19 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "harness", "guest-tests", "tests", "noxfile.py")
+    session.run("ruff", "check", "harness", "guest-tests", "bench", "tests", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".", "mypy>=1.11", "pytest>=8", "nox", "types-paramiko",
                     "types-pexpect")
-    session.run("mypy", "--strict", "harness", "guest-tests/mnh_guest")
+    session.run("mypy", "--strict", "harness", "guest-tests/mnh_guest", "bench")
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Speed figures, written to bench/results.json."""
     _install(session)
-    session.run("python", "-m", "harness.bench", "--out", "bench/results.json",
+    session.run("python", "-m", "bench", "--out", "bench/results.json",
                 *session.posargs)

@@ -6,7 +6,6 @@ README's "fresh machine" command and CI both go through ``doctor --install``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import os
@@ -17,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import accel, paths
+from harness import paths
+from harness.vm import accel
 
 MIN_FREE_GB = 20
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
@@ -188,12 +188,3 @@ def doctor(install: bool, probe_kernel: Path | None = None) -> int:
         print("or run `harness doctor --install`.", file=sys.stderr)
         return 1
     return 0
-
-
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("doctor", help="check (and install) host prerequisites and KVM")
-    p.add_argument("--install", action="store_true",
-                   help="install what is missing (apt-get/pip as root; else print the command)")
-    p.add_argument("--probe-kernel", type=Path, default=None,
-                   help="kernel image for the KVM probe (default: any cached kernel)")
-    p.set_defaults(func=lambda a: doctor(a.install, a.probe_kernel))

@@ -68,3 +68,24 @@ class DecodeError(HarnessError):
         where = f" at offset {offset}" if offset is not None else ""
         super().__init__(f"{message}{where}")
         self.offset = offset
+
+
+class BisectError(HarnessError):
+    """A bisect cannot go on (bad ends, bad arguments)."""
+
+
+class ReproError(HarnessError):
+    """repro cannot go on (bad arguments, the guest keeps failing to start)."""
+
+
+class Interrupted(HarnessError):
+    """SIGTERM or SIGHUP arrived (a CI cancel, ``timeout``, a closed terminal).
+
+    Raised in the main thread by ``harness.signals`` so that every ``finally`` runs: the
+    guest's process group is stopped and the outputs are written with what was decided.
+    The exit status is 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"stopped by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import git
 
-from harness import bisect_run, cli
-from harness.bisect import BisectError, Verdict
-from harness.bisect_run import BisectOptions
+from harness import cli
 from harness.build.artifact import Artifact
-from harness.errors import HarnessError
+from harness.errors import BisectError, HarnessError
+from harness.workflows import bisect
+from harness.workflows.bisect import BisectOptions
+from harness.workflows.bisect_search import Verdict
 
 
 @pytest.fixture()
@@ -62,7 +63,7 @@ def test_series_bisect_names_the_culprit(tree: Path, fragment: Path, tmp_path: P
     boot = FakeBoot()
     opts = BisectOptions(series=str(series), base=tree, configs=(str(fragment),),
                          results=tmp_path / "r", confirm=2)
-    res = bisect_run.bisect(opts, boot)
+    res = bisect.bisect(opts, boot)
     assert res.outcome is not None and res.outcome.culprit == 2 and res.confirmed
     assert res.summary.startswith("Culprit: k=2 0002-fs-break-do_mount.patch (confirmed")
     by = {(s.phase, s.rev): s for s in res.steps}
@@ -85,9 +86,9 @@ def test_series_bisect_resumes_from_its_log(tree: Path, fragment: Path,
     opts = BisectOptions(series=str(series), base=tree, configs=(str(fragment),),
                          results=tmp_path / "r", confirm=1)
     with pytest.raises(KeyboardInterrupt):
-        bisect_run.bisect(opts, FakeBoot(interrupt_after=2))
+        bisect.bisect(opts, FakeBoot(interrupt_after=2))
     again = FakeBoot()
-    res = bisect_run.bisect(opts, again)
+    res = bisect.bisect(opts, again)
     assert res.outcome is not None and res.outcome.culprit == 2
     assert len(again.boots) == 1 + 2, "the two endpoints came from the step log"
 
@@ -96,7 +97,7 @@ def test_tree_bisect_and_the_tree_is_restored(tree: Path, fragment: Path,
                                               tmp_path: Path) -> None:
     commit_three(tree)
     head = git(tree, "rev-parse", "HEAD").strip()
-    res = bisect_run.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
+    res = bisect.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
                                           configs=(str(fragment),), results=tmp_path / "r"),
                             FakeBoot())
     assert res.outcome is not None and res.confirmed
@@ -110,19 +111,19 @@ def test_step_for_git_bisect_run(tree: Path, fragment: Path, tmp_path: Path) -> 
     commit_three(tree)
     opts = BisectOptions(tree=tree, configs=(str(fragment),), results=tmp_path / "r",
                          step_only=True)
-    assert bisect_run.step_once(opts, FakeBoot()) == 1
+    assert bisect.step_once(opts, FakeBoot()) == 1
     git(tree, "checkout", "-q", "HEAD~2")
-    assert bisect_run.step_once(opts, FakeBoot()) == 0
+    assert bisect.step_once(opts, FakeBoot()) == 0
 
 
 def test_endpoints_that_contradict(tree: Path, fragment: Path, tmp_path: Path) -> None:
     commit_three(tree)
     base = dict(tree=tree, configs=(str(fragment),))
     with pytest.raises(BisectError, match=r"The good end .* fails .*Pick an older --good"):
-        bisect_run.bisect(BisectOptions(good="HEAD~1", bad="HEAD", results=tmp_path / "a",
+        bisect.bisect(BisectOptions(good="HEAD~1", bad="HEAD", results=tmp_path / "a",
                                         **base), FakeBoot())  # type: ignore[arg-type]
     with pytest.raises(BisectError, match=r"The bad end .* passes"):
-        bisect_run.bisect(BisectOptions(good="HEAD~3", bad="HEAD~2", results=tmp_path / "b",
+        bisect.bisect(BisectOptions(good="HEAD~3", bad="HEAD~2", results=tmp_path / "b",
                                         **base), FakeBoot())  # type: ignore[arg-type]
 
 
@@ -131,7 +132,7 @@ def test_every_commit_fails_to_build(tree: Path, fragment: Path, tmp_path: Path,
     commit_three(tree)
     monkeypatch.setenv("FAKELINUX_FAIL", "compile")
     with pytest.raises(BisectError, match=r"both ends of the range fail to build.*BuildError"):
-        bisect_run.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
+        bisect.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
                                         configs=(str(fragment),), results=tmp_path / "r"),
                           FakeBoot())
 
@@ -155,19 +156,19 @@ def test_dirty_tree_and_not_a_kernel(tree: Path, fragment: Path, tmp_path: Path)
     commit_three(tree)
     (tree / "fs" / "namespace.c").write_text("dirty\n")
     with pytest.raises(BisectError, match=r"uncommitted changes .*git stash"):
-        bisect_run.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD"), FakeBoot())
+        bisect.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD"), FakeBoot())
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(HarnessError, match=r"not a kernel source tree"):
-        bisect_run.bisect(BisectOptions(tree=plain, good="a", bad="b"), FakeBoot())
+        bisect.bisect(BisectOptions(tree=plain, good="a", bad="b"), FakeBoot())
 
 
 def test_series_counts_out_of_range(tree: Path, fragment: Path, tmp_path: Path) -> None:
     series = series_of_three(tree, tmp_path)
     with pytest.raises(BisectError, match=r"--bad 9 is outside the series series3 \(3 patches"):
-        bisect_run.bisect(BisectOptions(series=str(series), base=tree, bad="9"), FakeBoot())
+        bisect.bisect(BisectOptions(series=str(series), base=tree, bad="9"), FakeBoot())
     with pytest.raises(BisectError, match=r"--good 2 must be fewer patches than --bad 1"):
-        bisect_run.bisect(BisectOptions(series=str(series), base=tree, good="2", bad="1"),
+        bisect.bisect(BisectOptions(series=str(series), base=tree, good="2", bad="1"),
                           FakeBoot())
 
 
@@ -181,7 +182,7 @@ def test_a_pytest_selection_decides_each_step(tree: Path, fragment: Path,
         "def test_not_broken():\n"
         "    art = pathlib.Path(os.environ['MNH_PATCHED_KERNEL'])\n"
         "    assert 'BROKEN' not in (art / 'vmlinux').read_text()\n")
-    res = bisect_run.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
+    res = bisect.bisect(BisectOptions(tree=tree, good="HEAD~3", bad="HEAD",
                                           pytest_args=(str(check),), confirm=1,
                                           configs=(str(fragment),), results=tmp_path / "r"))
     assert res.outcome is not None and res.confirmed

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from .proc import run
+from harness import paths
+from harness.build.proc import run
 
 # Bump when the way a kernel is built changes (make variables, fragment handling, ...):
 # every cached artifact is then rebuilt.

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import paths
-from ..errors import ConfigError
-from .proc import run
+from harness import paths
+from harness.build.proc import run
+from harness.errors import ConfigError
 
 log = logging.getLogger("harness")
 

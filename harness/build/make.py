@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .. import paths
-from ..errors import BuildError, PrerequisiteError
+from harness import paths
+from harness.errors import BuildError, PrerequisiteError
 
 log = logging.getLogger("harness")
 

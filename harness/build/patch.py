@@ -27,9 +27,9 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import paths
-from ..errors import PatchError
-from .proc import git, run
+from harness import paths
+from harness.build.proc import git, run
+from harness.errors import PatchError
 
 log = logging.getLogger("harness")
 

@@ -27,13 +27,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..errors import PatchError
-from . import artifact, kconfig, make, patch, source
-from .artifact import Artifact, BuildInputs
-from .patch import Series
-from .proc import git
-from .source import Base
+from harness import paths
+from harness.build import artifact, kconfig, make, patch, source
+from harness.build.artifact import Artifact, BuildInputs
+from harness.build.patch import Series
+from harness.build.proc import git
+from harness.build.source import Base
+from harness.errors import PatchError
 
 log = logging.getLogger("harness")
 

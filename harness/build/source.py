@@ -32,9 +32,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
-from ..errors import BuildError, HarnessError, PatchError, PrerequisiteError
-from .proc import git, run
+from harness import paths
+from harness.build.proc import git, run
+from harness.errors import BuildError, HarnessError, PatchError, PrerequisiteError
 
 log = logging.getLogger("harness")
 

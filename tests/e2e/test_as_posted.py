@@ -15,11 +15,11 @@ import json
 import pytest
 from mnh_guest.scenarios import default_names
 
-from harness import abi
-from harness.boot import Timeouts
-from harness.plugin import GuestRun
-from harness.run import RunResult
-from harness.verdict import Outcome
+from harness.kernel import abi
+from harness.results.verdict import Outcome
+from harness.testing.plugin import GuestRun
+from harness.vm.supervise import Timeouts
+from harness.workflows.run import RunResult
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bisect_history import (
+
+from harness.testing.history import (
     CULPRIT_SUBJECT,
     extra_patches,
     make_history,
     make_series,
     real_count,
 )
-
-from harness.bisect import Verdict
-from harness.bisect_run import BisectOptions, bisect
-from harness.boot import Timeouts
+from harness.vm.supervise import Timeouts
+from harness.workflows.bisect import BisectOptions, bisect
+from harness.workflows.bisect_search import Verdict
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from mnh_guest.scenarios import default_names
 
-from harness.asserts import (
+from harness.results.verdict import Outcome
+from harness.testing.asserts import (
     Op,
     ScenarioLog,
     assert_events,
@@ -27,9 +28,8 @@ from harness.asserts import (
     assert_oracle_agrees,
     side_by_side,
 )
-from harness.plugin import GuestRun, scenario_log
-from harness.run import RunResult
-from harness.verdict import Outcome
+from harness.testing.plugin import GuestRun, scenario_log
+from harness.workflows.run import RunResult
 
 pytestmark = pytest.mark.vm
 

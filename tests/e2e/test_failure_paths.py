@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.boot import Timeouts
 from harness.errors import KernelFetchError
-from harness.plugin import GuestRun
-from harness.run import RunOptions, RunResult, exit_code, run
-from harness.verdict import Outcome
+from harness.results.verdict import Outcome
+from harness.testing.plugin import GuestRun
+from harness.vm.supervise import Timeouts
+from harness.workflows.run import RunOptions, RunResult, exit_code, run
 
 pytestmark = pytest.mark.vm
 

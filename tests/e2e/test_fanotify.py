@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 from mnh_guest.scenarios import default_names
 
-from harness.asserts import assert_events, assert_ids_in_tables, assert_oracle_agrees
-from harness.plugin import scenario_log
-from harness.run import RunResult
-from harness.verdict import Outcome
+from harness.results.verdict import Outcome
+from harness.testing.asserts import assert_events, assert_ids_in_tables, assert_oracle_agrees
+from harness.testing.plugin import scenario_log
+from harness.workflows.run import RunResult
 
 pytestmark = pytest.mark.vm
 

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, image, shell
-from harness.boot import Timeouts
+from harness import cli
 from harness.errors import BootError, HostKeyError, ImageError
-from harness.run import RunOptions, RunResult, exit_code, run
-from harness.verdict import Outcome
+from harness.results.verdict import Outcome
+from harness.vm import image
+from harness.vm.supervise import Timeouts
+from harness.workflows import shell
+from harness.workflows.run import RunOptions, RunResult, exit_code, run
 
 pytestmark = pytest.mark.vm
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mnh_guest.scenarios import stress_names
 
-from harness.repro import ReproOptions, report_text, repro
+from harness.workflows.repro import ReproOptions, report_text, repro
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 

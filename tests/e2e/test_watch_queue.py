@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from mnh_guest.scenarios import default_names
 
-from harness.asserts import Op, assert_events, assert_oracle_agrees, side_by_side
-from harness.plugin import scenario_log
-from harness.run import RunResult
-from harness.verdict import Outcome
+from harness.results.verdict import Outcome
+from harness.testing.asserts import Op, assert_events, assert_oracle_agrees, side_by_side
+from harness.testing.plugin import scenario_log
+from harness.workflows.run import RunResult
 
 pytestmark = [pytest.mark.vm, pytest.mark.build]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import accel
+from harness.vm import accel
 
 FAKE_QEMU = str(Path(__file__).resolve().parent.parent / "fakes" / "fake-qemu")
 

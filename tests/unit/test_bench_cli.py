@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from harness import bench
+from bench import suites
 
 
 def test_bench_options_parse() -> None:
     with pytest.raises(SystemExit) as exc:
-        bench.main(["--help"])
+        suites.main(["--help"])
     assert exc.value.code == 0
 
 
 def test_every_bench_is_selectable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        bench.main(["--only", "no-such-bench"])
+        suites.main(["--only", "no-such-bench"])
     err = capsys.readouterr().err
-    for name in bench.BENCHES:
+    for name in suites.BENCHES:
         assert name in err

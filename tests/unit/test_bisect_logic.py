@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import (
+from harness.workflows.bisect_search import (
     GIT_BAD,
     GIT_GOOD,
     GIT_SKIP,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import compare
+from harness.results import compare
 
 
 def _run(backend: str, outcomes: dict[str, str], build: dict[str, object] | None) -> dict:

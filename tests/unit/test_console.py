@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import console
+from harness.results import scan
 
 DATA = Path(__file__).parent / "data" / "console"
 
@@ -27,11 +27,11 @@ OOPS = sample("oops")
 
 
 def test_clean_boot_has_no_splat() -> None:
-    assert console.find_splats(CLEAN_BOOT) == []
+    assert scan.find_splats(CLEAN_BOOT) == []
 
 
 def test_sysrq_panic_is_one_panic_splat() -> None:
-    splats = console.find_splats(SYSRQ_PANIC)
+    splats = scan.find_splats(SYSRQ_PANIC)
     assert [(s.kind, s.line) for s in splats] == [("panic", 2)]
     s = splats[0]
     assert s.title == "Kernel panic - not syncing: sysrq triggered crash"
@@ -44,13 +44,13 @@ def test_sysrq_panic_is_one_panic_splat() -> None:
 def test_long_panic_end_line_is_not_a_second_panic() -> None:
     # A call trace longer than the excerpt: the "---[ end Kernel panic - not syncing ..."
     # line then falls outside the excerpt, and must not count as a new panic.
-    trace = [f"[   18.2407{i:02d}]  frame_{i}+0x1/0x2" for i in range(console.EXCERPT_LINES + 5)]
+    trace = [f"[   18.2407{i:02d}]  frame_{i}+0x1/0x2" for i in range(scan.EXCERPT_LINES + 5)]
     text = SYSRQ_PANIC[:7] + trace + SYSRQ_PANIC[7:]
-    assert [s.kind for s in console.find_splats(text)] == ["panic"]
+    assert [s.kind for s in scan.find_splats(text)] == ["panic"]
 
 
 def test_warning_title_is_the_warning_line_not_cut_here() -> None:
-    splats = console.find_splats(WARNING)
+    splats = scan.find_splats(WARNING)
     assert len(splats) == 1
     s = splats[0]
     assert s.kind == "warning"
@@ -61,7 +61,7 @@ def test_warning_title_is_the_warning_line_not_cut_here() -> None:
 
 
 def test_warning_without_cut_here() -> None:
-    splats = console.find_splats(WARNING[2:])
+    splats = scan.find_splats(WARNING[2:])
     assert [(s.kind, s.line, s.title) for s in splats] == [
         ("warning", 0, "WARNING: CPU: 0 PID: 1 at fs/namespace.c:123 foo+0x1/0x2")]
 
@@ -80,7 +80,7 @@ def test_warning_without_cut_here() -> None:
      "list_add corruption"),
 ])
 def test_splat_kinds(text: list[str], kind: str, line: int, title_start: str) -> None:
-    splats = console.find_splats(text)
+    splats = scan.find_splats(text)
     assert len(splats) == 1, splats
     assert splats[0].kind == kind
     assert splats[0].line == line
@@ -88,7 +88,7 @@ def test_splat_kinds(text: list[str], kind: str, line: int, title_start: str) ->
 
 
 def test_oops_excerpt_stops_at_end_trace() -> None:
-    s = console.find_splats(OOPS)[0]
+    s = scan.find_splats(OOPS)[0]
     assert "Oops: Oops: 0000 [#1]" in s.excerpt
     assert s.excerpt.splitlines()[-1] == "---[ end trace 0000000000000000 ]---"
     assert "after the trace" not in s.excerpt
@@ -96,13 +96,13 @@ def test_oops_excerpt_stops_at_end_trace() -> None:
 
 def test_excerpt_is_bounded() -> None:
     text = HUNG_TASK + [f"[  150.1] filler {i}" for i in range(200)]
-    s = console.find_splats(text)[0]
-    assert len(s.excerpt.splitlines()) == console.EXCERPT_LINES
+    s = scan.find_splats(text)[0]
+    assert len(s.excerpt.splitlines()) == scan.EXCERPT_LINES
 
 
 def test_two_splats_are_both_found_and_inner_lines_not_rescanned() -> None:
     text = OOPS + CLEAN_BOOT + WARNING
-    splats = console.find_splats(text)
+    splats = scan.find_splats(text)
     assert [s.kind for s in splats] == ["bug", "warning"]
     assert splats[1].line == len(OOPS) + len(CLEAN_BOOT) + 1
 
@@ -112,14 +112,14 @@ def test_splat_in_next_scenario_is_not_swallowed_by_previous_excerpt() -> None:
     # in the next scenario a few lines later must still be found on its own.
     text = ["[ 1.0] mnh: scenario a start", *HUNG_TASK, "[ 2.0] mnh: scenario a end pass",
             *WARNING]
-    splats = console.find_splats(text)
+    splats = scan.find_splats(text)
     assert [(s.kind, s.line) for s in splats] == [("hung-task", 1), ("warning", 6)]
     assert "mnh:" not in splats[0].excerpt
 
 
 def test_strip_time() -> None:
-    assert console.strip_time("[   18.236094] mnh: runner start") == "mnh: runner start"
-    assert console.strip_time("no timestamp [1.0]") == "no timestamp [1.0]"
+    assert scan.strip_time("[   18.236094] mnh: runner start") == "mnh: runner start"
+    assert scan.strip_time("no timestamp [1.0]") == "no timestamp [1.0]"
 
 
 def test_find_markers() -> None:
@@ -133,13 +133,13 @@ def test_find_markers() -> None:
         "[   19.100000] mnh: runner done",
         "[   19.200000] mnh: something else",
     ]
-    assert console.find_markers(text) == [
-        console.Marker(0, "runner start"),
-        console.Marker(1, "start", "mount", ""),
-        console.Marker(3, "end", "mount", "pass"),
-        console.Marker(4, "start", "move", ""),
-        console.Marker(5, "end", "move", "timeout"),
-        console.Marker(6, "runner done"),
+    assert scan.find_markers(text) == [
+        scan.Marker(0, "runner start"),
+        scan.Marker(1, "start", "mount", ""),
+        scan.Marker(3, "end", "mount", "pass"),
+        scan.Marker(4, "start", "move", ""),
+        scan.Marker(5, "end", "move", "timeout"),
+        scan.Marker(6, "runner done"),
     ]
 
 
@@ -154,17 +154,17 @@ def test_scenario_windows() -> None:
         "y",                                  # 6
         "z",                                  # 7
     ]
-    windows = console.scenario_windows(console.find_markers(text), len(text))
+    windows = scan.scenario_windows(scan.find_markers(text), len(text))
     assert windows == {"mount": (1, 4), "move": (4, 5), "umount": (5, 8)}
 
 
 def test_scenario_windows_ignores_end_of_other_scenario() -> None:
-    markers = console.find_markers(["mnh: scenario a start", "mnh: scenario b end pass", "x"])
-    assert console.scenario_windows(markers, 3) == {"a": (0, 3)}
+    markers = scan.find_markers(["mnh: scenario a start", "mnh: scenario b end pass", "x"])
+    assert scan.scenario_windows(markers, 3) == {"a": (0, 3)}
 
 
 def test_window_runs_to_next_start_so_late_splats_are_kept() -> None:
-    from harness.console import find_markers, scenario_windows
+    from harness.results.scan import find_markers, scenario_windows
 
     lines = ["mnh: scenario a start", "mnh: scenario a end pass",
              "WARNING: CPU: 0 PID: 9 at fs/namespace.c:1 f+0x1/0x2",

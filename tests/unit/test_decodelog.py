@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from harness import cli, decodelog
+from harness import cli
 from harness.errors import DecodeError
+from harness.results import logtable
 
 ATTACH = struct.pack("<IBBHQii", 40, 3, 0, 24, 0x01000000, -1, 7) + struct.pack(
     "<BBHIQ", 7, 0, 16, 0, 0x1000000000AB)
@@ -36,7 +37,7 @@ def good_log() -> str:
 
 def decode(path: Path) -> tuple[int, str]:
     out = io.StringIO()
-    problems = decodelog.decode_log(path, out)
+    problems = logtable.decode_log(path, out)
     return problems, out.getvalue()
 
 
@@ -53,7 +54,7 @@ def test_good_log(tmp_path: Path) -> None:
     assert "check FAILED: mount table unchanged" in text
     assert "fine" not in text
     assert "verdict: fail missing DETACH" in text
-    assert decodelog.main(p, None, io.StringIO()) == 0
+    assert logtable.decode_path(p, None, io.StringIO()) == 0
 
 
 def test_truncated_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,7 +64,7 @@ def test_truncated_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     problems, text = decode(p)
     assert problems == 1
     assert "line 7: truncated JSON" in text
-    assert decodelog.main(p, None, io.StringIO()) == 1
+    assert logtable.decode_path(p, None, io.StringIO()) == 1
     assert "1 problem(s)" in capsys.readouterr().err
 
 
@@ -103,7 +104,7 @@ def test_raw_bytes_that_do_not_decode(tmp_path: Path) -> None:
 
 def test_nonexistent_path(tmp_path: Path) -> None:
     with pytest.raises(DecodeError, match="does not exist"):
-        decodelog.main(tmp_path / "nope.jsonl", None, io.StringIO())
+        logtable.decode_path(tmp_path / "nope.jsonl", None, io.StringIO())
 
 
 def test_results_directory(tmp_path: Path) -> None:
@@ -112,22 +113,22 @@ def test_results_directory(tmp_path: Path) -> None:
     (d / "a.jsonl").write_text(good_log())
     (d / "b.jsonl").write_text(good_log()[:-5])
     out = io.StringIO()
-    assert decodelog.main(tmp_path / "results", None, out) == 1
+    assert logtable.decode_path(tmp_path / "results", None, out) == 1
     assert out.getvalue().count("== ") == 2
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DecodeError, match="no scenario logs"):
-        decodelog.main(empty, None, io.StringIO())
+        logtable.decode_path(empty, None, io.StringIO())
 
 
 def test_raw_buffer(tmp_path: Path) -> None:
     p = tmp_path / "buf.bin"
     p.write_bytes(ATTACH * 2)
     out = io.StringIO()
-    assert decodelog.main(p, "fanotify", out) == 0
+    assert logtable.decode_path(p, "fanotify", out) == 0
     assert out.getvalue().count("ATTACH") == 2
     p.write_bytes(ATTACH + b"\x01")
-    assert decodelog.main(p, "fanotify", io.StringIO()) == 1
+    assert logtable.decode_path(p, "fanotify", io.StringIO()) == 1
 
 
 def test_cli_decode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

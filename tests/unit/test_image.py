@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import image
 from harness.errors import ImageError
+from harness.vm import image
 
 needs_e2fs = pytest.mark.skipif(shutil.which("mke2fs") is None or shutil.which("debugfs") is None,
                                 reason="needs e2fsprogs (harness doctor --install)")

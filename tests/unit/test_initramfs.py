@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import initramfs
+from harness.vm import initramfs
 
 DEP = """\
 kernel/fs/ext4/ext4.ko.xz: kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz \

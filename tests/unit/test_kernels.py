@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import kernels
 from harness.errors import ConfigError, KernelFetchError
+from harness.kernel import debian, image, resolve
 
 
 @pytest.mark.parametrize(("text", "uri"), [
@@ -27,7 +27,7 @@ from harness.errors import ConfigError, KernelFetchError
     ("", None),
 ], ids=["signed-by", "trailing-slash", "skips-others", "ubuntu", "no-suite", "empty"])
 def test_parse_mirror_one_line(text: str, uri: str | None) -> None:
-    assert kernels.parse_mirror(text, deb822=False) == uri
+    assert debian.parse_mirror(text, deb822=False) == uri
 
 
 def test_parse_mirror_deb822() -> None:
@@ -49,7 +49,7 @@ def test_parse_mirror_deb822() -> None:
         Components: main
         Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
         """)
-    assert kernels.parse_mirror(text, deb822=True) == "http://mirror.example/debian"
+    assert debian.parse_mirror(text, deb822=True) == "http://mirror.example/debian"
 
 
 def test_parse_mirror_deb822_security_only_and_third_party() -> None:
@@ -68,7 +68,7 @@ def test_parse_mirror_deb822_security_only_and_third_party() -> None:
         Suites: trixie
         Components: stable
         """)
-    assert kernels.parse_mirror(text, deb822=True) is None
+    assert debian.parse_mirror(text, deb822=True) is None
 
 
 def stanza(name: str, version: str) -> str:
@@ -97,15 +97,15 @@ PACKAGES = "\n".join([
 
 
 def test_parse_packages_fields() -> None:
-    st = list(kernels.parse_packages(stanza("linux-image-amd64", "1.0")))
+    st = list(debian.parse_packages(stanza("linux-image-amd64", "1.0")))
     assert st == [{"Package": "linux-image-amd64", "Version": "1.0",
                    "Filename": "pool/main/l/linux/linux-image-amd64_1.0_amd64.deb",
                    "Size": "123"}]
-    assert list(kernels.parse_packages("\n\nDescription: x\n\n")) == []
+    assert list(debian.parse_packages("\n\nDescription: x\n\n")) == []
 
 
 def test_candidates() -> None:
-    cands = kernels.candidates(kernels.parse_packages(PACKAGES))
+    cands = debian.candidates(debian.parse_packages(PACKAGES))
     assert [(c.name, c.version) for c in cands] == [
         ("linux-binary-7.3.4+deb13-amd64", "7.3.4-1"),
         ("linux-binary-7.2.13+deb13-amd64", "7.2.13-1"),
@@ -120,14 +120,14 @@ def test_candidates() -> None:
 
 
 def test_select() -> None:
-    cands = kernels.candidates(kernels.parse_packages(PACKAGES))
-    assert kernels.select(cands, None).upstream == (7, 3, 4)
-    assert kernels.select(cands, "").upstream == (7, 3, 4)
-    assert kernels.select(cands, "7.2.13").name == "linux-binary-7.2.13+deb13-amd64"
-    assert kernels.select(cands, "6.16.12+deb13-amd64").upstream == (6, 16, 12)
-    assert kernels.select(cands, "7.2.13-1").upstream == (7, 2, 13)
+    cands = debian.candidates(debian.parse_packages(PACKAGES))
+    assert debian.select(cands, None).upstream == (7, 3, 4)
+    assert debian.select(cands, "").upstream == (7, 3, 4)
+    assert debian.select(cands, "7.2.13").name == "linux-binary-7.2.13+deb13-amd64"
+    assert debian.select(cands, "6.16.12+deb13-amd64").upstream == (6, 16, 12)
+    assert debian.select(cands, "7.2.13-1").upstream == (7, 2, 13)
     with pytest.raises(KernelFetchError) as exc:
-        kernels.select(cands, "9.9")
+        debian.select(cands, "9.9")
     msg = str(exc.value)
     assert "'9.9'" in msg
     assert "7.3.4, 7.2.13, 6.16.12" in msg
@@ -136,18 +136,18 @@ def test_select() -> None:
 
 def test_select_without_candidates() -> None:
     with pytest.raises(KernelFetchError, match="--refresh"):
-        kernels.select([], None)
+        debian.select([], None)
 
 
 def test_resolve_nonexistent_path(tmp_path: Path) -> None:
     with pytest.raises(KernelFetchError, match="does not exist"):
-        kernels.resolve(str(tmp_path / "nope"))
+        resolve.kernel(str(tmp_path / "nope"))
 
 
 def test_resolve_build_directory(tmp_path: Path) -> None:
     (tmp_path / "bzImage").write_bytes(bzimage("6.12.0-mnh (b@h) #1"))
     (tmp_path / "vmlinux").write_bytes(b"\x7fELF")
-    k = kernels.resolve(str(tmp_path))
+    k = resolve.kernel(str(tmp_path))
     assert k.source == "build"
     assert k.image == tmp_path / "bzImage"
     assert k.release == "6.12.0-mnh"
@@ -158,16 +158,32 @@ def test_resolve_build_directory(tmp_path: Path) -> None:
 def test_resolve_kernel_tree_and_image_file(tmp_path: Path) -> None:
     img = tmp_path / "arch" / "x86" / "boot" / "bzImage"
     img.parent.mkdir(parents=True)
-    img.write_bytes(b"not a bzImage")
-    k = kernels.resolve(str(tmp_path))
-    assert (k.source, k.image, k.release, k.vmlinux) == ("tree", img, "", None)
-    f = kernels.resolve(str(img))
+    img.write_bytes(bzimage("6.12.0-tree (b@h) #1"))
+    k = resolve.kernel(str(tmp_path))
+    assert (k.source, k.image, k.release, k.vmlinux) == ("tree", img, "6.12.0-tree", None)
+    f = resolve.kernel(str(img))
     assert (f.source, f.image) == ("path", img.resolve())
+
+
+@pytest.mark.parametrize("content", [b"root:x:0:0:root:/root:/bin/bash\n", b"", b"MZ" + bytes(600)])
+def test_a_file_that_is_not_a_kernel_is_refused_before_boot(tmp_path: Path,
+                                                            content: bytes) -> None:
+    f = tmp_path / "passwd"
+    f.write_bytes(content)
+    with pytest.raises(KernelFetchError, match="not a kernel image.*HdrS.*ELF"):
+        resolve.kernel(str(f))
+
+
+def test_a_vmlinux_is_a_kernel(tmp_path: Path) -> None:
+    f = tmp_path / "vmlinux"
+    f.write_bytes(b"\x7fELF" + bytes(1000))
+    assert image.kind_of(f) == "vmlinux"
+    assert resolve.kernel(str(f)).source == "path"
 
 
 def test_resolve_directory_without_kernel(tmp_path: Path) -> None:
     with pytest.raises(KernelFetchError, match="without a kernel image"):
-        kernels.resolve(str(tmp_path))
+        resolve.kernel(str(tmp_path))
 
 
 def bzimage(version: str, offset: int = 0x3000) -> bytes:
@@ -182,7 +198,7 @@ def bzimage(version: str, offset: int = 0x3000) -> bytes:
 def test_release_of(tmp_path: Path) -> None:
     p = tmp_path / "bzImage"
     p.write_bytes(bzimage("6.12.0-test (builder@host) #1 SMP PREEMPT_DYNAMIC"))
-    assert kernels._release_of(p) == "6.12.0-test"
+    assert image.release_of(p) == "6.12.0-test"
 
 
 @pytest.mark.parametrize("data", [
@@ -194,32 +210,32 @@ def test_release_of(tmp_path: Path) -> None:
 def test_release_of_bad_images(tmp_path: Path, data: bytes) -> None:
     p = tmp_path / "img"
     p.write_bytes(data)
-    assert kernels._release_of(p) == ""
-    assert kernels._release_of(tmp_path / "missing") == ""
+    assert image.release_of(p) == ""
+    assert image.release_of(tmp_path / "missing") == ""
 
 
 def test_build_spec_takes_series_and_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str | None, str | None]] = []
-    monkeypatch.setattr(kernels, "build_kernel",
+    monkeypatch.setattr(resolve, "build_kernel",
                         lambda series, upto=None: calls.append((series, upto)))
     for spec in ("build", "build:s", "build@posted", "build:s@3"):
-        kernels.resolve(spec)
+        resolve.kernel(spec)
     assert calls == [(None, None), ("s", None), (None, "posted"), ("s", "3")]
 
 
 def test_posted_table_of_the_bundled_series() -> None:
-    from harness import abi
+    from harness.kernel import abi
 
     posted = abi.posted(abi.DEFAULT_SERIES)
     assert posted.patches == 3 and "bad-input" in posted.crashes
     with pytest.raises(ConfigError, match="patch count"):
-        kernels.build_kernel(None, "three")
+        resolve.build_kernel(None, "three")
 
 
 def test_series_of_a_kernel_built_from_a_vanished_copy(tmp_path: Path) -> None:
     """A build made from a temporary copy of a bundled series (the bisect tests and
     benches make those) still names a series the guest can load once the copy is gone."""
-    from harness import abi
+    from harness.kernel import abi
 
     meta = tmp_path / "metadata.json"
     meta.write_text('{"series": {"name": "mount-notify-v5", "source": "/nonexistent/s"}}')

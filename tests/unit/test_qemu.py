@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BootError
-from harness.qemu import (
+from harness.vm.qemucmd import (
     QemuSpec,
     check_port,
     free_port,
@@ -16,7 +16,7 @@ from harness.qemu import (
     kernel_cmdline,
     qemu_command,
 )
-from harness.vmcmd import BASE_APPEND
+from harness.vm.vngcmd import BASE_APPEND
 
 
 def spec(**kw: object) -> QemuSpec:

@@ -6,8 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import report
-from harness.verdict import Outcome, ScenarioResult
+from harness.results import report
+from harness.results.verdict import Outcome, ScenarioResult
 
 
 def results() -> list[ScenarioResult]:

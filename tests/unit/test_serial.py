@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import BootError
-from harness.serial import SerialConsole
+from harness.vm.serial import SerialConsole
 
 FAKE = str(Path(__file__).resolve().parent.parent / "fakes" / "fake-guest")
 

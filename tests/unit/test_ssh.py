@@ -17,9 +17,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import image
 from harness.errors import BootError, HostKeyError
-from harness.ssh import GuestSSH, known_hosts_line
+from harness.vm import image
+from harness.vm.ssh import GuestSSH, known_hosts_line
 
 
 def _image(tmp_path: Path, host_pub: str) -> image.Image:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import repro, triage
-from harness.verdict import Outcome, ScenarioResult
+from harness.results import triage
+from harness.results.verdict import Outcome, ScenarioResult
+from harness.cli import repro as cli_repro
+from harness.workflows import repro
 
 KASAN = """\
 [   12.345678] BUG: KASAN: slab-use-after-free in post_mount_notification+0x1a2/0x4c0
@@ -144,7 +146,7 @@ def test_reproducer_keeps_the_users_kernel_arguments_quoted() -> None:
     line = repro.reproducer("/b/my kernel", "stress-race", opts)
     assert line.endswith("--append mitigations=auto --append 'mnh.note=a b'")
     assert "--kernel '/b/my kernel'" in line
-    args = repro.options_from_args(argparse.Namespace(
+    args = cli_repro.from_args(argparse.Namespace(
         kernel=None, debug=False, scenario=[], runs=1, until_fail=False, duration=None,
         cpus=2, fresh_boot=False, seconds=1.0, memory="2G", results=None, boot_timeout=60.0,
         append=["mitigations=auto"]))

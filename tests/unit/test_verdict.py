@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.boot import BootResult, Timeouts
-from harness.verdict import Outcome, ScenarioResult, assign
+from harness.results.verdict import Outcome, ScenarioResult, assign
+from harness.vm.supervise import BootResult, Timeouts
 
 TIMEOUTS = Timeouts(boot=111, scenario=22, run=3333)
 PANIC = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.vmcmd import (
+from harness.vm.vngcmd import (
     BASE_APPEND,
     FAST_APPEND,
     HARDWARE_MODULES,
