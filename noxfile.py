@@ -46,8 +46,8 @@ def run(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The whole suite: unit tests and the end-to-end tests on real guests."""
     _install(session, "pytest>=8")
-    session.run("pytest", "-ra", "--durations=20", "--junitxml=results/pytest-junit.xml",
-                *session.posargs)
+    session.run("pytest", "--e2e", "-ra", "--durations=20",
+                "--junitxml=results/pytest-junit.xml", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -9,7 +9,6 @@ them, and the suite is reported next to a bare boot of the same kernel.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -21,14 +20,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.options import BenchOptions
 from harness import paths
 from harness.build import pipeline, source
 from harness.build.pipeline import BuildRequest
 from harness.build.proc import git
 from harness.kernel import resolve
 from harness.vm import accel
+from harness.vm.guest import default_cpus
 from harness.vm.vngcmd import VmSpec, vng_command
-from harness.workflows.run import RunOptions, default_cpus, run
+from harness.workflows.run import RunOptions, run
 
 SERIES = "mount-notify-v5"
 # What the issue's targets are stated for: the series on base + mount-notify.
@@ -43,15 +44,10 @@ def private_cache() -> Iterator[Path]:
     real_sources = paths.cache_root() / "sources"
     root = Path(tempfile.mkdtemp(prefix="mnh-bench-cache-"))
     (root / "sources").symlink_to(real_sources)
-    old = os.environ.get("MNH_CACHE_DIR")
-    os.environ["MNH_CACHE_DIR"] = str(root)
     try:
-        yield root
+        with paths.cache_at(root):
+            yield root
     finally:
-        if old is None:
-            os.environ.pop("MNH_CACHE_DIR", None)
-        else:
-            os.environ["MNH_CACHE_DIR"] = old
         shutil.rmtree(root, ignore_errors=True)
         git(base.repo, "worktree", "prune", check=False)
 
@@ -63,7 +59,7 @@ def _timed_build(req: BuildRequest) -> tuple[float, dict[str, Any]]:
     return time.monotonic() - t0, {**art.metadata, "load_avg_1m_before": round(load, 2)}
 
 
-def bench_build(args: argparse.Namespace) -> dict[str, Any]:
+def bench_build(args: BenchOptions) -> dict[str, Any]:
     """Cold build, rebuild after touching fs/mount_notify.c, and a cached no-op."""
     req = BuildRequest(series=SERIES, configs=FRAGMENTS, jobs=args.jobs)
     with private_cache():
@@ -96,7 +92,7 @@ def bare_boot(kernel: Path, acc: str, cpus: int, timeout: float = 600.0) -> floa
         return time.monotonic() - t0
 
 
-def bench_watch_queue_suite(args: argparse.Namespace) -> dict[str, Any]:
+def bench_watch_queue_suite(args: BenchOptions) -> dict[str, Any]:
     """The whole watch-queue suite in one boot of the patched kernel, next to a bare boot."""
     kernel = resolve.kernel(args.patched_kernel)
     acc = accel.choose(kernel.image).name

@@ -23,14 +23,17 @@ from typing import Any
 from mnh_guest import decode
 
 from bench import build_bench
+from bench.options import BenchOptions
+from harness import paths
 from harness.kernel import resolve
 from harness.vm import accel
-from harness.workflows.run import RunOptions, default_cpus, run
+from harness.vm.guest import default_cpus
+from harness.workflows.run import RunOptions, run
 
-Bench = Callable[[argparse.Namespace], dict[str, Any]]
+Bench = Callable[[BenchOptions], dict[str, Any]]
 
 
-def bench_decoder(args: argparse.Namespace) -> dict[str, Any]:
+def bench_decoder(args: BenchOptions) -> dict[str, Any]:
     """Host decoder throughput on a large synthetic log of fanotify mount events."""
     n = args.records
     buf = b"".join(struct.pack("<IBBHQiiBBHIQ", 40, 3, 0, 24,
@@ -55,7 +58,7 @@ def bench_decoder(args: argparse.Namespace) -> dict[str, Any]:
             "target_records_per_s": 1_000_000}
 
 
-def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
+def bench_suite(args: BenchOptions) -> dict[str, Any]:
     """Boot-to-verdict of the fanotify suite vs a bare ``vng --exec true``, same run."""
     kernel = resolve.kernel(args.kernel)
     acc = accel.choose(kernel.image)
@@ -76,7 +79,7 @@ def bench_suite(args: argparse.Namespace) -> dict[str, Any]:
             "ratio_suite_to_bare": round(med_s / med_b, 3), "target_ratio": 1.3}
 
 
-def bench_bisect(args: argparse.Namespace) -> dict[str, Any]:
+def bench_bisect(args: BenchOptions) -> dict[str, Any]:
     """A whole series bisect (harness.testing.history: the real series + a dropped MOVE_TO
     between comment-only patches), every step rebuilt incrementally, then confirmed."""
     from harness.testing.history import make_series, real_count
@@ -100,7 +103,7 @@ def bench_bisect(args: argparse.Namespace) -> dict[str, Any]:
             "target_total_s": 600}
 
 
-def bench_stress(args: argparse.Namespace) -> dict[str, Any]:
+def bench_stress(args: BenchOptions) -> dict[str, Any]:
     """Stress iterations per second inside one boot of the patched kernel (2 vCPUs)."""
     from harness.workflows.repro import ReproOptions, repro
 
@@ -122,7 +125,7 @@ def bench_stress(args: argparse.Namespace) -> dict[str, Any]:
 
 
 
-def bench_image(args: argparse.Namespace) -> dict[str, Any]:
+def bench_image(args: BenchOptions) -> dict[str, Any]:
     """Image mode: image build (cold, in a scratch cache; then cached) and boot-to-SSH
     under the same accelerator, next to a bare virtme-ng boot measured in the same run."""
     from harness.vm import image
@@ -130,18 +133,11 @@ def bench_image(args: argparse.Namespace) -> dict[str, Any]:
     kernel = resolve.kernel(args.kernel)
     acc = accel.choose(kernel.image)
     cpus = default_cpus(acc.name)
-    with tempfile.TemporaryDirectory(prefix="mnh-bench-image-") as scratch:
-        saved = os.environ.get("MNH_CACHE_DIR")
-        os.environ["MNH_CACHE_DIR"] = scratch       # a cold build: nothing cached
-        try:
-            t0 = time.monotonic()
-            image.build()
-            cold = time.monotonic() - t0
-        finally:
-            if saved is None:
-                os.environ.pop("MNH_CACHE_DIR", None)
-            else:
-                os.environ["MNH_CACHE_DIR"] = saved
+    with tempfile.TemporaryDirectory(prefix="mnh-bench-image-") as scratch, \
+            paths.cache_at(Path(scratch)):           # a cold build: nothing cached
+        t0 = time.monotonic()
+        image.build()
+        cold = time.monotonic() - t0
     img = image.build()                              # the real cache (built if missing)
     t0 = time.monotonic()
     image.build()
@@ -181,7 +177,7 @@ BENCHES: dict[str, Bench] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="harness.bench")
+    p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--out", type=Path, default=Path("bench/results.json"))
     p.add_argument("--only", action="append", choices=sorted(BENCHES), default=[])
     p.add_argument("--kernel", default="debian")
@@ -191,13 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args(argv)
+    a = p.parse_args(argv)
+    args = BenchOptions(kernel=a.kernel, patched_kernel=a.patched_kernel, jobs=a.jobs,
+                        boots=a.boots, records=a.records, repeat=a.repeat, rounds=a.rounds)
+    out: Path = a.out
     data: dict[str, Any] = {}
-    if args.out.exists():
-        data = json.loads(args.out.read_text())
+    if out.exists():
+        data = json.loads(out.read_text())
     failed = []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    for name in args.only or list(BENCHES):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for name in a.only or list(BENCHES):
         print(f"bench: {name} ...", file=sys.stderr)
         try:
             figures = BENCHES[name](args)
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                                "load_avg_1m": round(os.getloadavg()[0], 2)}}
         print(json.dumps({name: data[name]}, indent=2), file=sys.stderr)
         # Written after every bench: an interrupted run keeps what it measured.
-        args.out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        out.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     if failed:
         print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

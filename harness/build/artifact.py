@@ -81,6 +81,52 @@ class Artifact:
         return self.directory / "build.log"
 
 
+@dataclass(frozen=True)
+class BuildMetadata:
+    """metadata.json of an artifact, read in one place (pipeline.build writes it)."""
+
+    digest: str
+    base: str | None
+    series_name: str | None
+    series_source: str | None
+    patches: tuple[str, ...]
+    upto: int | None
+    fragments: tuple[str, ...]
+    srctree: Path | None
+    reproducer: str
+
+    @classmethod
+    def load(cls, path: Path | None) -> BuildMetadata | None:
+        """None for a kernel without metadata (a path, a Debian kernel) or an unreadable
+        file; a metadata.json of an older harness still reads (missing keys are empty)."""
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if not isinstance(data, dict) or not ("digest" in data or "series" in data):
+            return None   # kernel.json of a Debian kernel, or something else
+        series = data.get("series")
+        s = series if isinstance(series, dict) else {}
+        name = s.get("name") if s else (str(series) if series else None)
+        upto = s.get("upto")
+        return cls(digest=str(data.get("digest", "")), base=data.get("base"),
+                   series_name=name, series_source=s.get("source"),
+                   patches=tuple(s.get("patches") or ()),
+                   upto=upto if isinstance(upto, int) else None,
+                   fragments=tuple(data.get("fragments") or ()),
+                   srctree=Path(data["srctree"]) if data.get("srctree") else None,
+                   reproducer=str(data.get("reproducer", "")))
+
+    def summary(self) -> dict[str, Any]:
+        """The ``build`` entry of results.json."""
+        return {"digest": self.digest[:12], "base": self.base, "series": self.series_name,
+                "patches_applied": len(self.patches),
+                "last_patch": self.patches[-1] if self.patches else None, "upto": self.upto,
+                "fragments": list(self.fragments), "reproducer": self.reproducer}
+
+
 def builds_dir() -> Path:
     return paths.cache_dir("builds")
 

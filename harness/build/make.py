@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -166,9 +167,9 @@ def run_logged(cmd: Sequence[str], log_path: Path, env: Mapping[str, str],
                progress: Progress | None = None) -> int:
     """Run ``cmd`` in its own process group, appending its output to ``log_path``; return
     its exit status.  Interrupting the harness stops the whole make tree."""
-    log.info("make: %s", " ".join(cmd))
+    log.info("make: %s", shlex.join(cmd))
     with log_path.open("a") as logfile:
-        logfile.write("$ " + " ".join(cmd) + "\n")
+        logfile.write("$ " + shlex.join(cmd) + "\n")
         logfile.flush()
         proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env={**os.environ, **env}, text=True, errors="replace",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -64,7 +65,7 @@ def reproducer(req: BuildRequest) -> str:
         words += ["--upto", str(req.upto)]
     for name in req.configs:
         words += ["--config", name]
-    return " ".join(words)
+    return shlex.join(words)   # a path with a space still pastes back as one word
 
 
 def _base_for(req: BuildRequest, series: Series | None) -> Base:

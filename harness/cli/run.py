@@ -25,7 +25,14 @@ def _main(a: argparse.Namespace) -> int:
     if not a.kernel:
         raise BootError("--kernel is required: a kernel image, a build artifact directory, or "
                         "debian[:VERSION].")
-    opts = RunOptions(kernel=a.kernel, backend=a.backend, scenarios=tuple(a.scenario),
+    result = run_or_raise_lost(from_args(a))
+    print_summary(result)
+    return exit_code(result.scenarios)
+
+
+def from_args(a: argparse.Namespace) -> RunOptions:
+    """The frozen options of a run; the Namespace stops here."""
+    return RunOptions(kernel=a.kernel, backend=a.backend, scenarios=tuple(a.scenario),
                       results=a.results, cpus=a.cpus, memory=a.memory,
                       append=tuple(a.append), hardware_modules=a.hardware_modules,
                       series=a.series,
@@ -33,9 +40,6 @@ def _main(a: argparse.Namespace) -> int:
                                         run=a.run_timeout),
                       guest_timeout=a.guest_timeout, image=a.image, ssh_port=a.ssh_port,
                       gdb_port=a.gdb_port)
-    result = run_or_raise_lost(opts)
-    print_summary(result)
-    return exit_code(result.scenarios)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +74,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "instead of virtme-ng")
     p.add_argument("--ssh-port", type=int, default=None, help="image mode: host port on "
                    "127.0.0.1 forwarded to the guest's sshd (default: a free one)")
-    p.add_argument("--gdb-port", type=int, default=None, help="image mode: expose QEMU's gdb "
-                   "stub on this 127.0.0.1 port")
+    p.add_argument("--gdb-port", type=int, default=None, help="expose QEMU's gdb stub on this "
+                   "127.0.0.1 port (both modes)")
     p.add_argument("--list-scenarios", action="store_true")
     p.set_defaults(func=_main)

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-from harness import paths
 from harness.errors import HarnessError
-from harness.kernel import resolve
-from harness.workflows.shell import attach, image_shell, vng_shell
+from harness.workflows.shell import ShellOptions, attach, shell
 
 
-def _main(a: argparse.Namespace) -> int:
-    if a.attach:
-        return attach(a.attach, a.command)
+def from_args(a: argparse.Namespace) -> ShellOptions:
     if not a.kernel:
         raise HarnessError("--kernel is required (a kernel image, a build artifact directory, "
                            "debian[:VERSION] or build[:SERIES]), or --attach DIR for a second "
                            "shell.")
-    kernel = resolve.kernel(a.kernel)
-    session = paths.cache_dir("shells") / time.strftime("%Y%m%d-%H%M%S")
-    session.mkdir(parents=True, exist_ok=True)
-    if a.image:
-        return image_shell(a, kernel, session)
-    return vng_shell(a, kernel, session)
+    return ShellOptions(kernel=a.kernel, backend=a.backend, series=a.series, image=a.image,
+                        commands=tuple(a.command),
+                        gdb=None if a.gdb is None else int(a.gdb), ssh_port=a.ssh_port,
+                        cpus=a.cpus, memory=a.memory, append=tuple(a.append),
+                        hardware_modules=a.hardware_modules, boot_timeout=a.boot_timeout)
+
+
+def _main(a: argparse.Namespace) -> int:
+    if a.attach:
+        return attach(a.attach, tuple(a.command))
+    return shell(from_args(a))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from mnh_guest import decode
 
 from harness import paths
+from harness.build.artifact import BuildMetadata
 from harness.errors import ConfigError
 
 DEFAULT_SERIES = "mount-notify-v5"
@@ -75,23 +76,17 @@ def posted(name_or_path: str) -> Posted:
 
 def series_of_kernel(metadata: Path | None) -> str | None:
     """The series a build artifact was built with, from its metadata.json."""
-    if metadata is None or not metadata.exists():
+    meta = BuildMetadata.load(metadata)
+    if meta is None:
         return None
-    try:
-        data = json.loads(metadata.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    s = data.get("series")
-    if not isinstance(s, dict):
-        return str(s) if s else None
-    source, name = s.get("source"), s.get("name")
+    source, name = meta.series_source, meta.series_name
     # The directory it was built from, while it exists; else the bundled series of that
     # name (a copy in a temporary directory, as the bisect tests and benches make).
-    if source and Path(str(source)).is_dir():
-        return str(source)
-    if name and (paths.data_dir("patches") / str(name) / "series.toml").is_file():
-        return str(name)
-    return str(source or name) if (source or name) else None
+    if source and Path(source).is_dir():
+        return source
+    if name and (paths.data_dir("patches") / name / "series.toml").is_file():
+        return name
+    return source or name or None
 
 
 def layouts_near(log: Path) -> tuple[decode.WatchLayout, ...]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.build.pipeline import BuildRequest, build
 from harness.errors import ConfigError, KernelFetchError
-from harness.kernel import debian
+from harness.kernel import abi, debian
 from harness.kernel.image import Kernel, check, release_of
 
 
@@ -46,9 +47,6 @@ def kernel(spec: str) -> Kernel:
 def build_kernel(series: str | None, upto: str | None = None) -> Kernel:
     """Build (or take from the cache) the patched kernel of ``series``; ``upto``: only
     the first K patches ("K"), or the series as posted ("posted": its [posted] table)."""
-    from harness.build.pipeline import BuildRequest, build
-    from harness.kernel import abi
-
     name = series or abi.DEFAULT_SERIES
     k: int | None = None
     if upto == "posted":

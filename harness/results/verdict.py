@@ -64,7 +64,7 @@ def _splat_json(s: scan.Splat) -> dict[str, Any]:
 
 def assign(names: list[str], backend: str, verdicts: dict[str, dict[str, Any]],
            console_lines: list[str], boot: BootResult, timeouts: Timeouts,
-           console_path: str = "scan.log") -> list[ScenarioResult]:
+           console_path: str = "console.log") -> list[ScenarioResult]:
     """One result per requested scenario, in order."""
     splats = scan.find_splats(console_lines)
     markers = scan.find_markers(console_lines)
@@ -93,6 +93,10 @@ def assign(names: list[str], backend: str, verdicts: dict[str, dict[str, Any]],
             r.splats = [_splat_json(s) for s in in_window]
         elif v is not None:
             pass
+        elif boot.interrupted:
+            r.message = (f"interrupted: the run was stopped by {boot.interrupted} "
+                         f"{'during' if w is not None else 'before'} this scenario, which had "
+                         "no verdict yet; the guest was stopped")
         elif w is not None:
             if boot.timed_out in (f"scenario:{name}", "run"):
                 r.outcome = Outcome.TIMEOUT

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +30,12 @@ from typing import Any
 import paramiko
 
 from harness.errors import BootError, HostKeyError, ImageError
-from harness.kernel.image import Kernel
-from harness.vm import initramfs, qemucmd
+from harness.vm import image, initramfs, qemucmd
+from harness.vm.guest import GUEST_DIR
 from harness.vm.image import Image
+from harness.vm.machine import SHELL_COMMAND_TIMEOUT, Machine, ShellRequest
 from harness.vm.serial import SerialConsole
-from harness.vm.ssh import GuestSSH, write_session
+from harness.vm.ssh import GuestSSH, ssh_argv, write_session
 from harness.vm.supervise import KILL_GRACE, PANIC_GRACE, BootResult, Timeouts, watch
 
 log = logging.getLogger("harness")
@@ -47,24 +50,50 @@ SHELL_CHECK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class ImageBoot:
-    """What image mode needs beyond the runner's argv."""
+class ImageTransport:
+    """Image mode (``harness.vm.transport``): QEMU with the image, SSH to the runner."""
 
-    kernel: Kernel
+    machine: Machine
     image: Image
-    accel: str
-    cpus: int
-    memory: str
-    append: tuple[str, ...]
     ssh_port: int
-    gdb_port: int | None = None
+    mode: str = "image"
 
+    @classmethod
+    def prepare(cls, machine: Machine, spec: str, ssh_port: int | None) -> ImageTransport:
+        """Resolve and check the image and the ports before anything boots."""
+        img = image.resolve(spec)
+        image.check(img.path)
+        port, _ = check_ports(ssh_port, machine.gdb_port)
+        return cls(machine, img, port)
 
-def spec_for(b: ImageBoot) -> qemucmd.QemuSpec:
-    return qemucmd.QemuSpec(kernel=b.kernel.image, image=b.image.path, accel=b.accel,
-                         ssh_port=b.ssh_port,
-                         initrd=initramfs.build(b.kernel.image, b.kernel.release),
-                         cpus=b.cpus, memory=b.memory, append=b.append, gdb_port=b.gdb_port)
+    def qemu_spec(self) -> qemucmd.QemuSpec:
+        m = self.machine
+        return qemucmd.QemuSpec(kernel=m.kernel.image, image=self.image.path, accel=m.accel,
+                                ssh_port=self.ssh_port,
+                                initrd=initramfs.build(m.kernel.image, m.kernel.release),
+                                cpus=m.cpus, memory=m.memory, append=m.append,
+                                gdb_port=m.gdb_port)
+
+    def guest_results(self, guest_out: Path) -> str:
+        return GUEST_RESULTS           # the guest's own disk; copied back over SFTP
+
+    def runner_args(self) -> list[str]:
+        # Each verdict leaves the guest before the next scenario may crash it.
+        return ["--ack-timeout", str(ACK_TIMEOUT)]
+
+    def command(self, argv: list[str], guest_out: Path) -> list[str]:
+        return qemucmd.qemu_command(self.qemu_spec())
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": "image", "image": self.image.to_json()}
+
+    def run(self, argv: list[str], guest_out: Path, console_path: Path, timeouts: Timeouts,
+            uploads: list[Path]) -> tuple[BootResult, dict[str, Any]]:
+        return boot_and_run(self, argv, guest_out, console_path, timeouts,
+                            [(f, f"{GUEST_RESULTS}/{f.name}") for f in uploads])
+
+    def shell(self, req: ShellRequest) -> int:
+        return image_shell(self, req)
 
 
 class _RunnerGuest:
@@ -103,7 +132,7 @@ def _boot_failure(wait_state: str, detail: str, duration: float, rc: int | None,
     return r
 
 
-def boot_and_run(b: ImageBoot, spec: qemucmd.QemuSpec, runner_argv: list[str], guest_out: Path,
+def boot_and_run(b: ImageTransport, runner_argv: list[str], guest_out: Path,
                  console_path: Path, timeouts: Timeouts, upload: list[tuple[Path, str]]
                  ) -> tuple[BootResult, dict[str, Any]]:
     """Boot the image, run ``runner_argv`` over SSH, copy its results into ``guest_out``.
@@ -111,6 +140,7 @@ def boot_and_run(b: ImageBoot, spec: qemucmd.QemuSpec, runner_argv: list[str], g
     ``upload`` is (local path, guest path) of extra files (the series' abi.json). Returns
     the BootResult (as vng mode's) and timing details for results.json.
     """
+    spec = b.qemu_spec()
     cmd = qemucmd.qemu_command(spec)
     info: dict[str, Any] = {"qemu_command": cmd, "image": b.image.to_json(),
                             "ssh_port": b.ssh_port, "initrd": str(spec.initrd or "")}
@@ -165,11 +195,8 @@ def boot_and_run(b: ImageBoot, spec: qemucmd.QemuSpec, runner_argv: list[str], g
             # The runner ended normally: everything it wrote comes back.
             with contextlib.suppress(Exception):
                 ssh.get_tree(GUEST_RESULTS, guest_out, skip_suffixes=(".ack",))
-        if serial.poll() is None:
-            with contextlib.suppress(Exception):
-                ssh.start(["sh", "-c", "sync; echo o > /proc/sysrq-trigger"])
-            if serial.wait_exit(POWEROFF_WAIT) is None:
-                result.notes.append("the guest did not power off; QEMU was stopped")
+        if not power_off(ssh, serial):
+            result.notes.append("the guest did not power off; QEMU was stopped")
         result.duration = round(time.monotonic() - start, 3)
         info["qemu_status"] = serial.poll()
         return result, info
@@ -179,7 +206,7 @@ def boot_and_run(b: ImageBoot, spec: qemucmd.QemuSpec, runner_argv: list[str], g
         serial.stop()
 
 
-def _prepare(b: ImageBoot, serial: SerialConsole, console_path: Path, runner_argv: list[str],
+def _prepare(b: ImageTransport, serial: SerialConsole, console_path: Path, runner_argv: list[str],
              upload: list[tuple[Path, str]], info: dict[str, Any], start: float,
              timeouts: Timeouts) -> tuple[GuestSSH, Any]:
     """From "ready" to a running runner: console check, SSH, uploads, the runner's channel."""
@@ -195,7 +222,7 @@ def _prepare(b: ImageBoot, serial: SerialConsole, console_path: Path, runner_arg
         raise
 
 
-def _start_runner(b: ImageBoot, serial: SerialConsole, ssh: GuestSSH, console_path: Path,
+def _start_runner(b: ImageTransport, serial: SerialConsole, ssh: GuestSSH, console_path: Path,
                   runner_argv: list[str], upload: list[tuple[Path, str]], info: dict[str, Any],
                   start: float) -> Any:
     info["ssh_s"] = round(time.monotonic() - start, 3)
@@ -208,14 +235,8 @@ def _start_runner(b: ImageBoot, serial: SerialConsole, ssh: GuestSSH, console_pa
         raise ImageError(f"The guest image {b.image.path} has no python3 (`command -v "
                          f"python3` said: {out.strip() or 'nothing'}); the scenario runner "
                          "needs it. Rebuild the image with `harness image build --force`.")
-    from harness.workflows.run import GUEST_DIR
-
-    ssh.run(["rm", "-rf", GUEST_ROOT])
-    info["uploaded_files"] = ssh.put_tree(GUEST_DIR / "mnh_guest",
-                                          f"{GUEST_TESTS}/mnh_guest")
-    for local, remote in upload:
-        ssh.put(local, remote)
     ssh.makedirs(f"{GUEST_RESULTS}/scenarios")
+    info["uploaded_files"] = upload_guest(ssh, upload)
     info["uploaded_s"] = round(time.monotonic() - start, 3)
     log.info("image mode: %d files uploaded after %.1f s; starting the runner",
              info["uploaded_files"], info["uploaded_s"])
@@ -232,12 +253,88 @@ def check_ports(ssh_port: int | None, gdb_port: int | None) -> tuple[int, int | 
     return port, gdb
 
 
-def gdb_hint(b: ImageBoot) -> str:
-    if b.gdb_port is None:
-        return ""
-    return " ".join(qemucmd.gdb_command(b.kernel.vmlinux, b.gdb_port))
+def upload_guest(ssh: GuestSSH, files: list[tuple[Path, str]]) -> int:
+    """A fresh copy of the guest-tests tree, then ``files`` (local, guest path); returns
+    how many files went in. run and shell both start the guest side this way."""
+    ssh.run(["rm", "-rf", f"{GUEST_TESTS}"])
+    count = ssh.put_tree(GUEST_DIR / "mnh_guest", f"{GUEST_TESTS}/mnh_guest")
+    for local, remote in files:
+        ssh.put(local, remote)
+    return count + len(files)
 
 
-def describe(b: ImageBoot) -> str:
+def power_off(ssh: GuestSSH | None, serial: SerialConsole) -> bool:
+    """sysrq 'o' through SSH (after a sync), then wait for QEMU to exit; False when it
+    did not within POWEROFF_WAIT (the caller stops it)."""
+    if serial.poll() is not None:
+        return True
+    if ssh is not None:
+        with contextlib.suppress(Exception):
+            ssh.start(["sh", "-c", "sync; echo o > /proc/sysrq-trigger"])
+    return serial.wait_exit(POWEROFF_WAIT) is not None
+
+
+def describe(b: ImageTransport) -> str:
     return (f"image {b.image.path} ({b.image.suite}, host key {b.image.host_fingerprint}), "
             f"SSH on {qemucmd.LOOPBACK}:{b.ssh_port}")
+
+
+WATCH_START = 60.0       # seconds for the live watch to say it is watching (python, TCG)
+
+
+def image_shell(b: ImageTransport, req: ShellRequest) -> int:
+    """The console's root shell with the live watch running in its background; or, with
+    ``req.commands``, those commands run there and the console printed (no TTY needed)."""
+    console = SerialConsole(b.command([], req.session), req.session / "console.log",
+                            interactive=req.interactive)
+    ssh: GuestSSH | None = None
+    try:
+        ready = console.wait_ready(req.boot_timeout)
+        if ready.state != "ready":
+            raise BootError(f"The guest did not get ready ({ready.state}: {ready.detail}). "
+                            f"See {req.session / 'console.log'}.")
+        ssh = GuestSSH.connect(b.image, b.ssh_port,
+                               deadline=time.monotonic() + req.boot_timeout)
+        guest_abi = f"{GUEST_ROOT}/abi.json" if req.abi_file is not None else None
+        upload_guest(ssh, [(req.abi_file, f"{GUEST_ROOT}/abi.json")]
+                     if req.abi_file is not None else [])
+        write_session(req.session, b.image, b.ssh_port)
+        _say(f"second shell: harness shell --attach {req.session}   (or: "
+             f"{shlex.join(ssh_argv(b.image, b.ssh_port, req.session / 'known_hosts'))})")
+        if not req.interactive:
+            console.quiet(SHELL_COMMAND_TIMEOUT)
+        watch = shlex.join([*req.watch_argv, *(["--abi", guest_abi] if guest_abi else [])])
+        # In the background of the console's shell: its records interleave with the prompt.
+        console.shell(f"cd {GUEST_TESTS} && {watch} &", SHELL_COMMAND_TIMEOUT)
+        if not console.expect_line(rb"mnh-watch: .*records follow", WATCH_START):
+            _say(f"the mount watch did not start within {WATCH_START:.0f} s; see "
+                 f"{req.session / 'console.log'}")
+        if req.interactive:
+            _say("root shell on the guest's console; mount things and watch the records. "
+                 "Leave with ^] (the guest is stopped).")
+            console.send("")
+            console.interact()
+            return 0
+        return _run_commands(console, req.commands)
+    finally:
+        power_off(ssh, console)
+        if ssh is not None:
+            ssh.close()
+        console.stop()
+
+
+def _run_commands(console: SerialConsole, commands: tuple[str, ...]) -> int:
+    status = 0
+    for command in commands:
+        rc, out = console.shell(command, SHELL_COMMAND_TIMEOUT)
+        print(f"mnh-guest# {command}\n{out}".rstrip())
+        status = status or rc
+    time.sleep(1.5)  # the last records reach the console
+    _, out = console.shell("true", SHELL_COMMAND_TIMEOUT)
+    if out.strip():
+        print(out.rstrip())
+    return status
+
+
+def _say(text: str) -> None:
+    print(f"harness: {text}", file=sys.stderr, flush=True)

@@ -44,6 +44,7 @@ class BootResult:
     timed_out: str = ""             # "", "boot", "scenario:NAME", "run", "panic", "shutdown"
     booted_at: float | None = None  # seconds from start to "runner start"
     killed: bool = False
+    interrupted: str = ""           # the signal that stopped the run ("SIGTERM", ...)
     notes: list[str] = field(default_factory=list)
 
 
@@ -90,7 +91,8 @@ class _ConsoleTail:
                     self.ended.append(mk.scenario)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group, then SIGKILL; returns when the group is gone."""
     for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, KILL_GRACE)):
         try:
             os.killpg(proc.pid, sig)
@@ -125,7 +127,7 @@ class _Process:
         return self.proc.poll()
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         self.proc.poll()
 
 
@@ -145,7 +147,7 @@ def supervise(cmd: list[str], console_path: Path, stdout_path: Path, timeouts: T
             result = watch(guest, console_path, timeouts, start)
         finally:
             if proc.poll() is None:
-                _stop(proc)
+                stop_process(proc)
         result.returncode = proc.returncode
     return result
 

@@ -28,6 +28,7 @@ from mnh_guest.scenarios import BY_NAME, stress_names
 
 from harness import paths
 from harness.build import kconfig
+from harness.build.artifact import BuildMetadata
 from harness.build.pipeline import BuildRequest, build
 from harness.errors import HarnessError, ReproError
 from harness.kernel import resolve
@@ -308,11 +309,8 @@ def repro(opts: ReproOptions) -> ReproResult:
 
 
 def _symbol_sources(kernel: Kernel) -> tuple[Path | None, Path | None]:
-    srctree = None
-    if kernel.metadata is not None and kernel.metadata.exists():
-        meta = json.loads(kernel.metadata.read_text())
-        srctree = Path(meta["srctree"]) if meta.get("srctree") else None
-    return srctree, kernel.vmlinux
+    meta = BuildMetadata.load(kernel.metadata)
+    return (meta.srctree if meta is not None else None), kernel.vmlinux
 
 
 def _new_failure(r: RoundResult, result: RunResult | None, excerpt: str, kernel: str,

@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mnh_guest
 from mnh_guest.scenarios import BY_NAME, default_names
 
-from harness import paths
-from harness.errors import BootError, LostVMError
-from harness.kernel import abi, resolve
+from harness import paths, signals
+from harness.build.artifact import BuildMetadata
+from harness.errors import BootError, Interrupted, LostVMError
+from harness.kernel import resolve
 from harness.kernel.image import Kernel
 from harness.results import report
 from harness.results.verdict import Outcome, ScenarioResult, assign
-from harness.vm import accel, image, image_boot, qemucmd
-from harness.vm.supervise import BootResult, Timeouts, supervise
-from harness.vm.vngcmd import VmSpec, vng_command
+from harness.vm import accel, guest, transport
+from harness.vm.guest import default_cpus
+from harness.vm.supervise import BootResult, Timeouts
+from harness.vm.transport import Machine
 
 log = logging.getLogger("harness")
-GUEST_DIR = Path(mnh_guest.__file__).resolve().parent.parent
-# How the guest starts Python: -B writes no bytecode into the tree it shares with the
-# host; -S skips site, which the stdlib-only guest code does not need (0.47 -> 0.33 s for
-# a bare interpreter under TCG, measured in the guest).
-GUEST_PYTHON_FLAGS = ("-B", "-S")
 
 
 @dataclass(frozen=True)
@@ -108,75 +103,69 @@ def scenario_names(backend: str, asked: tuple[str, ...]) -> list[str]:
     return names
 
 
-def default_cpus(accel_name: str) -> int:
-    """One vCPU under TCG: with several, QEMU's multi-threaded TCG and the kernel's
-    boot-time text patching race now and then (seen here: "Oops: int3" in
-    sched_clock_cpu during boot of Debian's 7.3.4), which is not the kernel under
-    test's fault. Races are studied with an explicit --cpus."""
-    return 2 if accel_name == "kvm" else 1
+def machine_for(opts: RunOptions, kernel: Kernel, chosen: accel.Accel) -> Machine:
+    return Machine(kernel=kernel, accel=chosen.name,
+                   cpus=opts.cpus or default_cpus(chosen.name), memory=opts.memory,
+                   append=opts.append, gdb_port=opts.gdb_port)
 
 
 def run(opts: RunOptions) -> RunResult:
     names = scenario_names(opts.backend, opts.scenarios)
     kernel = resolve.kernel(opts.kernel)
-    img = None
-    if opts.image:
-        # Checked before anything boots: a bad image or a taken port fails in seconds.
-        img = image.resolve(opts.image)
-        image.check(img.path)
-        ssh_port, gdb_port = image_boot.check_ports(opts.ssh_port, opts.gdb_port)
     chosen = accel.choose(kernel.image)
     log.info("accelerator: %s (%s)", chosen.name, chosen.reason)
-    if img is None and shutil.which("vng") is None:
-        raise BootError("virtme-ng (vng) is not installed. Run `harness doctor --install`.")
+    machine = machine_for(opts, kernel, chosen)
+    # Checked before anything boots: a bad image, a taken port or no vng fails in seconds.
+    tp = transport.get(machine, image=opts.image, ssh_port=opts.ssh_port,
+                       hardware_modules=opts.hardware_modules)
     res = _new_results_dir(opts.results)
     guest_out = res / "guest"
     guest_out.mkdir()
-    # Where the runner writes in the guest: the shared results directory under vng, a
-    # directory of the guest's own disk in image mode (copied back over SFTP).
-    guest_results = image_boot.GUEST_RESULTS if img is not None else str(guest_out)
-    guest_cmd = [opts.guest_python, *GUEST_PYTHON_FLAGS, "-m", "mnh_guest.run",
-                 "--results", guest_results,
-                 "--backend", opts.backend, "--timeout", str(opts.guest_timeout)]
-    if opts.backend == "watch-queue":
-        series = opts.series or abi.series_of_kernel(kernel.metadata) or abi.DEFAULT_SERIES
-        (guest_out / "abi.json").write_text(json.dumps(abi.load(series), indent=2) + "\n")
-        guest_cmd += ["--abi", f"{guest_results}/abi.json"]
+    guest_results = tp.guest_results(guest_out)
+    argv = guest.python_argv(opts.guest_python, "mnh_guest.run", "--results", guest_results,
+                             "--backend", opts.backend, "--timeout", str(opts.guest_timeout))
+    abi_local = guest.abi_file(opts.backend, kernel, opts.series, guest_out)
+    if abi_local is not None:
+        argv += ["--abi", f"{guest_results}/{abi_local.name}"]
     for n in names:
-        guest_cmd += ["--scenario", n]
-    if img is not None:
-        # Each verdict leaves the guest before the next scenario may crash it.
-        guest_cmd += ["--ack-timeout", str(image_boot.ACK_TIMEOUT)]
-    cpus = opts.cpus or default_cpus(chosen.name)
+        argv += ["--scenario", n]
+    argv += tp.runner_args()
     console_path = res / "console.log"
-    if img is None:
-        spec = VmSpec(kernel=kernel.image, accel=chosen.name, guest_command=tuple(guest_cmd),
-                      cwd=GUEST_DIR, rwdirs=(guest_out,), memory=opts.memory,
-                      cpus=cpus, append=opts.append, hardware_modules=opts.hardware_modules,
-                      stdout_file=guest_out / "runner.stdout",
-                      stderr_file=guest_out / "runner.stderr")
-        cmd = vng_command(spec)
-        run_info = _run_info(kernel, chosen, opts, cmd)
-        (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
-        boot = supervise(cmd, console_path, res / "vng.stdout", opts.timeouts)
-    else:
-        ib = image_boot.ImageBoot(kernel=kernel, image=img, accel=chosen.name, cpus=cpus,
-                                 memory=opts.memory, append=opts.append, ssh_port=ssh_port,
-                                 gdb_port=gdb_port)
-        qspec = image_boot.spec_for(ib)
-        run_info = _run_info(kernel, chosen, opts, qemucmd.qemu_command(qspec))
-        run_info["mode"] = "image"
-        run_info["image"] = img.to_json()
-        if gdb_port is not None:
-            print(f"harness: gdb stub on {qemucmd.LOOPBACK}:{gdb_port}; attach with: "
-                  f"{image_boot.gdb_hint(ib)}", file=sys.stderr)
-        (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
-        upload = ([(guest_out / "abi.json", f"{guest_results}/abi.json")]
-                  if opts.backend == "watch-queue" else [])
-        boot, run_info["image_mode"] = image_boot.boot_and_run(
-            ib, qspec, guest_cmd, guest_out, console_path, opts.timeouts, upload)
+    run_info = _run_info(kernel, chosen, opts, tp.command(argv, guest_out))
+    run_info.update(tp.describe())
+    (res / "command.json").write_text(json.dumps(run_info, indent=2, default=str) + "\n")
+    transport.announce_gdb(machine)
+    boot = BootResult(returncode=None, duration=0.0)
+    interrupted: BaseException | None = None
+    try:
+        boot, details = tp.run(argv, guest_out, console_path, opts.timeouts,
+                               [abi_local] if abi_local is not None else [])
+        if details:
+            run_info[f"{tp.mode}_mode"] = details
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # The transport stopped the guest on its way out; what was decided is kept.
+        interrupted = exc
+        boot.interrupted = _signal_name(exc)
+        boot.notes.append(f"the run was interrupted ({boot.interrupted}); the guest was "
+                          "stopped and the scenarios without a verdict are marked error")
+    with signals.deferred():   # a second signal must not cost the reports
+        results = _finish(res, names, opts, boot, console_path, run_info)
+    if interrupted is not None:
+        raise interrupted
+    return RunResult(res, kernel, chosen, boot, results)
+
+
+def _signal_name(exc: BaseException) -> str:
+    return str(exc).removeprefix("stopped by ") if isinstance(exc, Interrupted) else "SIGINT"
+
+
+def _finish(res: Path, names: list[str], opts: RunOptions, boot: BootResult,
+            console_path: Path, run_info: dict[str, Any]) -> list[ScenarioResult]:
+    """Verdicts from what the guest wrote and the console showed; every report written."""
+    guest_out = res / "guest"
     verdicts = _read_verdicts(guest_out / "scenarios")
-    lines = console_path.read_text(errors="replace").splitlines()
+    lines = (console_path.read_text(errors="replace").splitlines()
+             if console_path.exists() else [])
     results = assign(names, opts.backend, verdicts, lines, boot, opts.timeouts,
                      console_path=str(console_path))
     for r in results:
@@ -184,28 +173,18 @@ def run(opts: RunOptions) -> RunResult:
         r.log = str(lp) if lp.exists() else ""
     run_info.update(boot={"returncode": boot.returncode, "duration": boot.duration,
                           "booted_at": boot.booted_at, "timed_out": boot.timed_out,
-                          "notes": boot.notes},
+                          "interrupted": boot.interrupted, "notes": boot.notes},
                     console=str(console_path))
     report.write_json(res / "results.json", run_info, results)
     report.write_junit(res / "junit.xml", f"mount-notify.{opts.backend}", results)
     (res / "results.ktap").write_text(report.ktap(f"mount-notify.{opts.backend}", results))
-    return RunResult(res, kernel, chosen, boot, results)
+    return results
 
 
 def build_info(kernel: Kernel) -> dict[str, Any] | None:
     """What a built kernel carries (series, how many of its patches), from its metadata."""
-    if kernel.metadata is None:
-        return None
-    try:
-        meta = json.loads(kernel.metadata.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    series = meta.get("series") or {}
-    patches = list(series.get("patches") or [])
-    return {"digest": str(meta.get("digest", ""))[:12], "base": meta.get("base"),
-            "series": series.get("name"), "patches_applied": len(patches),
-            "last_patch": patches[-1] if patches else None, "upto": series.get("upto"),
-            "fragments": meta.get("fragments"), "reproducer": meta.get("reproducer")}
+    meta = BuildMetadata.load(kernel.metadata)
+    return meta.summary() if meta is not None else None
 
 
 def _run_info(kernel: Kernel, chosen: accel.Accel, opts: RunOptions,

@@ -1,4 +1,4 @@
-"""harness.qemu: image mode's QEMU command line, pure; ports on loopback."""
+"""harness.vm.qemucmd: image mode's QEMU command line, pure; ports on loopback."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""harness.vmcmd: the virtme-ng command line, pure."""
+"""harness.vm.vngcmd: the virtme-ng command line, pure."""
 
 from __future__ import annotations
 

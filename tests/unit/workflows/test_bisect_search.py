@@ -1,4 +1,5 @@
-"""harness.bisect: exit codes for git bisect run, step verdicts, the search, the step log."""
+"""harness.workflows.bisect_search: exit codes for git bisect run, step verdicts,
+the search, the step log."""
 
 from __future__ import annotations
 

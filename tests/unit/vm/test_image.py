@@ -1,4 +1,4 @@
-"""harness.image: the recipe's cache key, the build commands, and the checks a bad image
+"""harness.vm.image: the recipe's cache key, the build commands, and the checks a bad image
 fails in bounded time (missing, corrupt, without python3), without booting anything."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""harness.decodelog (and `harness decode`) on synthetic scenario logs."""
+"""harness.results.logtable (and `harness decode`) on synthetic scenario logs."""
 
 from __future__ import annotations
 

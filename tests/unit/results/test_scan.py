@@ -1,4 +1,4 @@
-"""harness.console: kernel splats and scenario markers in realistic console excerpts."""
+"""harness.results.scan: kernel splats and scenario markers in realistic console excerpts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ DATA = Path(__file__).parent / "data" / "console"
 
 
 def sample(name: str) -> list[str]:
-    """A console excerpt from tests/unit/data/console/NAME.log, one string per line."""
+    """A console excerpt from tests/unit/results/data/console/NAME.log, one string per line."""
     return (DATA / f"{name}.log").read_text().splitlines()
 
 

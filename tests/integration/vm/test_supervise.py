@@ -1,4 +1,4 @@
-"""harness.boot.supervise with a fake vng (tests/fakes/fake-vng): real processes, no VM."""
+"""harness.vm.supervise with a fake vng (tests/fakes/fake-vng): real processes, no VM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from harness.errors import BootError
 from harness.vm import supervise
 from harness.vm.supervise import BootResult, Timeouts
 
-FAKE_VNG = Path(__file__).resolve().parent.parent / "fakes" / "fake-vng"
+FAKE_VNG = Path(__file__).resolve().parents[2] / "fakes" / "fake-vng"
 NEVER_HANGS = 15.0   # seconds: a generous bound that only proves supervise returns
 
 

@@ -1,4 +1,4 @@
-"""harness.kernels: apt mirror parsing, Debian kernel selection, resolve, bzImage release."""
+"""harness.kernel.resolve: apt mirror parsing, Debian kernel selection, resolve, bzImage release."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def test_a_file_that_is_not_a_kernel_is_refused_before_boot(tmp_path: Path,
                                                             content: bytes) -> None:
     f = tmp_path / "passwd"
     f.write_bytes(content)
-    with pytest.raises(KernelFetchError, match="not a kernel image.*HdrS.*ELF"):
+    with pytest.raises(KernelFetchError, match=r"not a kernel image.*HdrS.*ELF"):
         resolve.kernel(str(f))
 
 

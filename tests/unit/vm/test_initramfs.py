@@ -1,4 +1,4 @@
-"""harness.initramfs: module load order from modules.dep, and the newc archive."""
+"""harness.vm.initramfs: module load order from modules.dep, and the newc archive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""harness.triage: fingerprints of splats, Wilson intervals; harness.repro's pure parts."""
+"""harness.results.triage: fingerprints of splats, Wilson intervals; the pure parts of
+harness.workflows.repro."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli import repro as cli_repro
 from harness.results import triage
 from harness.results.verdict import Outcome, ScenarioResult
-from harness.cli import repro as cli_repro
 from harness.workflows import repro
 
 KASAN = """\

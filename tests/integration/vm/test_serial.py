@@ -1,4 +1,4 @@
-"""harness.serial: the console driver against a fake guest on pipes (no VM, no PTY)."""
+"""harness.vm.serial: the console driver against a fake guest on pipes (no VM, no PTY)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from harness.errors import BootError
 from harness.vm.serial import SerialConsole
 
-FAKE = str(Path(__file__).resolve().parent.parent / "fakes" / "fake-guest")
+FAKE = str(Path(__file__).resolve().parents[2] / "fakes" / "fake-guest")
 
 
 def console(tmp_path: Path, mode: str) -> SerialConsole:

@@ -10,8 +10,8 @@ from harness.build import kconfig
 from harness.build.kconfig import Dropped, Fragment, KconfigIndex
 from harness.errors import ConfigError
 
-FAKELINUX = Path(__file__).parent / "fakelinux"
-REPO_FRAGMENTS = Path(__file__).resolve().parent.parent / "kernel-config"
+FAKELINUX = Path(__file__).resolve().parents[2] / "fakelinux"
+REPO_FRAGMENTS = Path(__file__).resolve().parents[3] / "kernel-config"
 
 
 def frag(name: str, text: str) -> Fragment:

@@ -1,4 +1,4 @@
-"""harness.ssh: the recorded host key or nothing, against a real SSH server on loopback.
+"""harness.vm.ssh: the recorded host key or nothing, against a real SSH server on loopback.
 
 A paramiko server in a thread plays a guest whose host key changed: the client must
 refuse it with HostKeyError (a clear message, both fingerprints), in bounded time.

@@ -1,4 +1,4 @@
-"""harness.report: JUnit XML, KTAP and the results.json summary."""
+"""harness.results.report: JUnit XML, KTAP and the results.json summary."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""harness.accel: the KVM probe against a fake QEMU (tests/fakes/fake-qemu), and choose()."""
+"""harness.vm.accel: the KVM probe against a fake QEMU (tests/fakes/fake-qemu), and choose()."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from harness.vm import accel
 
-FAKE_QEMU = str(Path(__file__).resolve().parent.parent / "fakes" / "fake-qemu")
+FAKE_QEMU = str(Path(__file__).resolve().parents[2] / "fakes" / "fake-qemu")
 
 
 def probe(monkeypatch: pytest.MonkeyPatch, mode: str, timeout: float = 2.0
