@@ -78,14 +78,23 @@ class ReproError(HarnessError):
     """repro cannot go on (bad arguments, the guest keeps failing to start)."""
 
 
-class Interrupted(HarnessError):
+class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP arrived (a CI cancel, ``timeout``, a closed terminal).
 
     Raised in the main thread by ``harness.signals`` so that every ``finally`` runs: the
     guest's process group is stopped and the outputs are written with what was decided.
-    The exit status is 128 + the signal's number, as a shell reports it."""
+    It is a KeyboardInterrupt on purpose, not a HarnessError: no ``except HarnessError``
+    or ``except Exception`` (a bisect step's skip, a repro boot's retry) may swallow it,
+    and everything that handles Ctrl-C handles it too. The exit status is 128 + the
+    signal's number, as a shell reports it (SIGINT: 130)."""
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(f"stopped by {name}")
         self.signum = signum
+        self.name = name
         self.exit_code = 128 + signum
+
+
+def signal_name(exc: BaseException) -> str:
+    """"SIGTERM", "SIGHUP" for ``Interrupted``; "SIGINT" for a plain Ctrl-C."""
+    return exc.name if isinstance(exc, Interrupted) else "SIGINT"

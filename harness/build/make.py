@@ -8,6 +8,7 @@ first compiler errors (``file:line: error: ...``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -15,14 +16,15 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from harness import paths
+from harness import progress as progress_mod
 from harness.errors import BuildError, PrerequisiteError
+from harness.progress import LOG_INTERVAL
 
 log = logging.getLogger("harness")
 
@@ -127,12 +129,12 @@ def tree_relative(line: str, objdir: Path, srctree: Path) -> str:
 # --- progress ------------------------------------------------------------------------
 
 class Progress:
-    """One line on stderr, ``[  123] CC fs/namespace.o``, rewritten in place; silent when
-    stderr is not a terminal."""
+    """The build's progress (``harness.progress``): the kbuild step count and the latest
+    step, ``[  123] CC fs/namespace.o``, live on a terminal and every half minute in a
+    log, where a cold build would otherwise be minutes of silence."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
+    def __init__(self, stream: TextIO | None = None, interval: float = LOG_INTERVAL) -> None:
+        self.shown = progress_mod.Progress("building the kernel", stream, interval)
         self.count = 0
 
     def line(self, text: str) -> None:
@@ -140,16 +142,10 @@ class Progress:
         if not m:
             return
         self.count += 1
-        if self.enabled:
-            width = shutil.get_terminal_size().columns - 1
-            status = f"[{self.count:5d}] {m.group(1)} {m.group(2)}"
-            self.stream.write("\r" + status[:width].ljust(width))
-            self.stream.flush()
+        self.shown.update(f"[{self.count:5d}] {m.group(1)} {m.group(2)}")
 
     def close(self) -> None:
-        if self.enabled and self.count:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        self.shown.close()
 
 
 # --- running -------------------------------------------------------------------------
@@ -175,12 +171,15 @@ def run_logged(cmd: Sequence[str], log_path: Path, env: Mapping[str, str],
                                 env={**os.environ, **env}, text=True, errors="replace",
                                 start_new_session=True)
         assert proc.stdout is not None
+        heartbeat = (progress_mod.beating(progress.shown) if progress is not None
+                     else contextlib.nullcontext())
         try:
-            for line in proc.stdout:
-                logfile.write(line)
-                if progress is not None:
-                    progress.line(line.rstrip("\n"))
-            return proc.wait()
+            with heartbeat:   # a silent link step still gets its line in a log
+                for line in proc.stdout:
+                    logfile.write(line)
+                    if progress is not None:
+                        progress.line(line.rstrip("\n"))
+                return proc.wait()
         except BaseException:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()

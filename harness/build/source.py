@@ -35,6 +35,7 @@ from pathlib import Path
 from harness import paths
 from harness.build.proc import git, run
 from harness.errors import BuildError, HarnessError, PatchError, PrerequisiteError
+from harness.progress import Progress, beating
 
 log = logging.getLogger("harness")
 
@@ -163,15 +164,20 @@ def _extract(tarball: Path, sources: Path, key: str) -> None:
             shutil.rmtree(stale)
     partial.mkdir()
     log.warning("extracting %s once into the harness cache (about a minute)", tarball.name)
-    run(["tar", "-xf", tarball, "-C", partial])
-    tree = _single_subdir(partial)
-    git(tree, "init", "-q")
-    # -f: Debian's .gitignore ignores everything at the top level.  Light compression:
-    # the objects are written once and read locally.
-    git(tree, "-c", "core.compression=1", "-c", "core.looseCompression=1",
-        "add", "-f", "-A", ".")
-    git(tree, "commit", "-q", "--no-verify", "-m", f"{tarball.name} (pristine)")
-    git(tree, "tag", BASE_TAG)
+    shown = Progress(f"extracting {tarball.name} into the cache")
+    with beating(shown):
+        shown.update("tar")
+        run(["tar", "-xf", tarball, "-C", partial])
+        tree = _single_subdir(partial)
+        git(tree, "init", "-q")
+        shown.update("git add (the pristine tree, kept as the base of every build)")
+        # -f: Debian's .gitignore ignores everything at the top level.  Light compression:
+        # the objects are written once and read locally.
+        git(tree, "-c", "core.compression=1", "-c", "core.looseCompression=1",
+            "add", "-f", "-A", ".")
+        git(tree, "commit", "-q", "--no-verify", "-m", f"{tarball.name} (pristine)")
+        git(tree, "tag", BASE_TAG)
+    shown.close(f"extracted {tarball.name} in {shown.elapsed():.0f} s")
     (partial / ".complete").write_text(f"{tarball}\n")
     partial.rename(final)
 
@@ -221,7 +227,10 @@ def worktree(base: Base, name: str) -> Path:
             shutil.rmtree(path)
         git(base.repo, "worktree", "prune")
         log.warning("creating work tree %s", path)
-        git(base.repo, "worktree", "add", "--detach", "-f", path, base.commit)
+        shown = Progress("creating the work tree")
+        with beating(shown):
+            git(base.repo, "worktree", "add", "--detach", "-f", path, base.commit)
+        shown.close()
     return path
 
 

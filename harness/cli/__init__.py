@@ -28,7 +28,7 @@ from harness.cli import (
     run,
     shell,
 )
-from harness.errors import HarnessError, Interrupted
+from harness.errors import HarnessError, Interrupted, signal_name
 from harness.signals import stop_on_signals
 
 # The subcommands, in help order.
@@ -67,12 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     except BrokenPipeError:
         return _quiet_broken_pipe()
-    except Interrupted as exc:
-        print(f"harness: {exc}; artifacts so far are kept", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("harness: interrupted (SIGINT); artifacts so far are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:   # SIGINT; SIGTERM and SIGHUP arrive as Interrupted
+        code = exc.exit_code if isinstance(exc, Interrupted) else 130
+        print(f"harness: stopped by {signal_name(exc)}; the guest was stopped, what was "
+              "decided is written and the artifacts are kept", file=sys.stderr)
+        return code
     except HarnessError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -25,6 +25,7 @@ from pathlib import Path
 from harness import paths
 from harness.errors import KernelFetchError
 from harness.kernel.image import Kernel
+from harness.progress import Progress, beating
 
 SUITES = ("sid", "trixie-backports")
 MIN_FANOTIFY_MNT = (6, 15)           # "fanotify: notify on mount attach and detach"
@@ -269,7 +270,10 @@ def fetch(wanted: str | None = None, refresh: bool = False) -> Kernel:
         debs_dir = work / "debs"
         debs_dir.mkdir()
         names = [f"{pkg.name}={pkg.version}", *(f"{c}={pkg.version}" for c in pkg.companions)]
-        debs = apt.download(names, debs_dir)
+        shown = Progress(f"fetching Debian's {pkg.name} {pkg.version}")
+        with beating(shown):
+            debs = apt.download(names, debs_dir)
+        shown.close()
         root = work / "root"
         for deb in debs:
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=600)

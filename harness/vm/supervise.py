@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.errors import BootError
+from harness.progress import Progress
 from harness.results import scan
 
 log = logging.getLogger("harness")
@@ -59,7 +60,8 @@ class _ConsoleTail:
         self.done = False
         self.current = ""
         self.panicked = False
-        self.ended: list[str] = []
+        self.ended: list[str] = []       # end markers not yet handed to on_end
+        self.finished: list[str] = []    # every scenario that ended
 
     def poll(self) -> None:
         try:
@@ -89,6 +91,7 @@ class _ConsoleTail:
                 elif mk.what == "end":
                     self.current = ""
                     self.ended.append(mk.scenario)
+                    self.finished.append(mk.scenario)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
@@ -161,6 +164,7 @@ def watch(guest: Guest, console_path: Path, timeouts: Timeouts, start: float,
     """
     tail = _ConsoleTail(console_path)
     result = BootResult(returncode=None, duration=0.0)
+    shown = Progress("guest")
     scenario_started = start
     current = ""
     panic_seen_at: float | None = None
@@ -177,6 +181,8 @@ def watch(guest: Guest, console_path: Path, timeouts: Timeouts, start: float,
                     on_end(tail.ended.pop(0))
             if tail.current != current:
                 current, scenario_started = tail.current, now
+            shown.update(f"scenario {current}, {len(tail.finished)} done" if current else
+                         f"{len(tail.finished)} scenarios done" if tail.booted else "booting")
             if rc is not None:
                 result.returncode = rc
                 break
@@ -215,5 +221,6 @@ def watch(guest: Guest, console_path: Path, timeouts: Timeouts, start: float,
         if guest.poll() is None and result.returncode is None:
             guest.stop()
     tail.poll()
+    shown.close()
     result.duration = round(time.monotonic() - start, 3)
     return result

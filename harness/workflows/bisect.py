@@ -26,12 +26,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import paths
+from harness import paths, signals
 from harness.build import kconfig, patch, source
 from harness.build.artifact import Artifact
 from harness.build.pipeline import BuildRequest, build
 from harness.build.proc import git
-from harness.errors import BisectError, BuildError, ConfigError, HarnessError, PatchError
+from harness.errors import (
+    BisectError,
+    BuildError,
+    ConfigError,
+    HarnessError,
+    PatchError,
+    signal_name,
+)
 from harness.vm.supervise import Timeouts
 from harness.workflows.bisect_search import (
     SearchResult,
@@ -335,6 +342,13 @@ def bisect(opts: BisectOptions, runner: Runner | None = None) -> BisectResult:
                          and p.runs.count("pass") == opts.confirm)
         elif not outcome.ambiguous:
             confirmed = True
+    except KeyboardInterrupt as exc:   # SIGINT, SIGTERM, SIGHUP: the steps so far stay
+        with signals.deferred():
+            write_report(BisectResult(None, False, f"Interrupted by {signal_name(exc)} "
+                                      f"after {len(steplog.steps)} step(s); run the same "
+                                      "command with the same --results to resume.",
+                                      list(steplog.steps), results), opts)
+        raise
     finally:
         if opts.tree is not None and original is not None:
             git(opts.tree, "checkout", "-q", original, check=False)

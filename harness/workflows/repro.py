@@ -20,17 +20,18 @@ import logging
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mnh_guest.scenarios import BY_NAME, stress_names
 
-from harness import paths
+from harness import paths, signals
 from harness.build import kconfig
 from harness.build.artifact import BuildMetadata
 from harness.build.pipeline import BuildRequest, build
-from harness.errors import HarnessError, ReproError
+from harness.errors import HarnessError, ReproError, signal_name
 from harness.kernel import resolve
 from harness.kernel.abi import DEFAULT_SERIES
 from harness.kernel.image import Kernel
@@ -240,12 +241,39 @@ def repro(opts: ReproOptions) -> ReproResult:
     started = time.monotonic()
     rounds: list[RoundResult] = []
     failures: dict[str, Failure] = {}
-    boots = infra = 0
     srctree, vmlinux = _symbol_sources(kernel)
 
     def done(name: str) -> int:
         return sum(1 for r in rounds if r.scenario == name)
 
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        boots = _rounds(opts, names, kernel_spec, results, rounds, failures, started,
+                        srctree, vmlinux, done)
+    except KeyboardInterrupt as exc:   # SIGINT, SIGTERM, SIGHUP: report what was run
+        interrupted = exc
+        boots = len(list(results.glob("boot-*")))
+    summary = summarize(rounds, failures)
+    summary.update(kernel=kernel_spec, cpus=opts.cpus, seconds_per_round=opts.seconds,
+                   fresh_boot=opts.fresh_boot, boots=boots,
+                   wall_s=round(time.monotonic() - started, 1),
+                   interrupted=signal_name(interrupted) if interrupted else "")
+    with signals.deferred():
+        (results / "repro.json").write_text(json.dumps(summary, indent=2, sort_keys=True)
+                                            + "\n")
+        (results / "repro.txt").write_text(report_text(summary) + "\n")
+    if interrupted is not None:
+        raise interrupted
+    return ReproResult(rounds, failures, summary, results, boots)
+
+
+def _rounds(opts: ReproOptions, names: list[str], kernel_spec: str, results: Path,
+            rounds: list[RoundResult], failures: dict[str, Failure], started: float,
+            srctree: Path | None, vmlinux: Path | None,
+            done: Callable[[str], int]) -> int:
+    """Boot after boot until every scenario has its rounds (or the budget is spent);
+    ``rounds`` and ``failures`` grow as results come in. Returns the boots made."""
+    boots = infra = 0
     while True:
         left = {n: opts.runs - done(n) for n in names if done(n) < opts.runs}
         if not left:
@@ -299,13 +327,7 @@ def repro(opts: ReproOptions) -> ReproResult:
                     artifacts=results)
         else:
             infra = 0
-    summary = summarize(rounds, failures)
-    summary.update(kernel=kernel_spec, cpus=opts.cpus, seconds_per_round=opts.seconds,
-                   fresh_boot=opts.fresh_boot, boots=boots,
-                   wall_s=round(time.monotonic() - started, 1))
-    (results / "repro.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    (results / "repro.txt").write_text(report_text(summary) + "\n")
-    return ReproResult(rounds, failures, summary, results, boots)
+    return boots
 
 
 def _symbol_sources(kernel: Kernel) -> tuple[Path | None, Path | None]:

@@ -14,7 +14,7 @@ from mnh_guest.scenarios import BY_NAME, default_names
 
 from harness import paths, signals
 from harness.build.artifact import BuildMetadata
-from harness.errors import BootError, Interrupted, LostVMError
+from harness.errors import BootError, LostVMError, signal_name
 from harness.kernel import resolve
 from harness.kernel.image import Kernel
 from harness.results import report
@@ -142,10 +142,10 @@ def run(opts: RunOptions) -> RunResult:
                                [abi_local] if abi_local is not None else [])
         if details:
             run_info[f"{tp.mode}_mode"] = details
-    except (KeyboardInterrupt, Interrupted) as exc:
+    except KeyboardInterrupt as exc:   # SIGINT, and SIGTERM/SIGHUP as Interrupted
         # The transport stopped the guest on its way out; what was decided is kept.
         interrupted = exc
-        boot.interrupted = _signal_name(exc)
+        boot.interrupted = signal_name(exc)
         boot.notes.append(f"the run was interrupted ({boot.interrupted}); the guest was "
                           "stopped and the scenarios without a verdict are marked error")
     with signals.deferred():   # a second signal must not cost the reports
@@ -153,10 +153,6 @@ def run(opts: RunOptions) -> RunResult:
     if interrupted is not None:
         raise interrupted
     return RunResult(res, kernel, chosen, boot, results)
-
-
-def _signal_name(exc: BaseException) -> str:
-    return str(exc).removeprefix("stopped by ") if isinstance(exc, Interrupted) else "SIGINT"
 
 
 def _finish(res: Path, names: list[str], opts: RunOptions, boot: BootResult,

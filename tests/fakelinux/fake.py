@@ -13,6 +13,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 
@@ -70,6 +71,9 @@ def build(srctree: Path, objtree: Path) -> None:
     config = (objtree / ".config").read_text()
     for obj in ("init/main.o", "fs/namespace.o", "kernel/fork.o"):
         print(f"  CC      {obj}", flush=True)
+        if os.environ.get("FAKELINUX_SLOW") and obj == "fs/namespace.o":
+            (objtree / "fake-make.pid").write_text(str(os.getpid()))
+            time.sleep(float(os.environ["FAKELINUX_SLOW"]))   # a long compile step
         if fail == "compile" and obj == "fs/namespace.o":
             src = srctree / "fs" / "namespace.c"
             print(f"{src}: In function 'do_mount':", file=sys.stderr)
@@ -85,7 +89,10 @@ def build(srctree: Path, objtree: Path) -> None:
     (objtree / "vmlinux").write_text(body)
     boot = objtree / "arch" / "x86" / "boot"
     boot.mkdir(parents=True, exist_ok=True)
-    (boot / "bzImage").write_text("fake bzImage\n" + body)
+    # A real bzImage has the boot protocol's "HdrS" at 0x202; so does this one.
+    header = bytearray(0x400)
+    header[0x202:0x206] = b"HdrS"
+    (boot / "bzImage").write_bytes(bytes(header) + ("fake bzImage\n" + body).encode())
     print("Kernel: arch/x86/boot/bzImage is ready  (#1)")
     with (objtree / "fake-builds.log").open("a") as f:
         f.write(f"build CC={os.environ.get('CC', '')}\n")

@@ -84,13 +84,25 @@ class Tty(io.StringIO):
         return True
 
 
-def test_progress_silent_without_tty() -> None:
+def test_progress_in_a_log_is_a_line_per_interval() -> None:
     out = io.StringIO()
-    p = make.Progress(out)
+    p = make.Progress(out, interval=0.0)     # every update is due
     p.line("  CC      fs/namespace.o")
-    p.line("fs/namespace.c: warning")
+    p.line("fs/namespace.c: warning")        # not a kbuild step: not counted, not shown
     p.close()
-    assert p.count == 1 and out.getvalue() == ""
+    assert p.count == 1
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and "building the kernel: [    1] CC fs/namespace.o" in lines[0]
+    assert "\r" not in out.getvalue()
+
+
+def test_progress_in_a_log_waits_for_the_interval() -> None:
+    out = io.StringIO()
+    p = make.Progress(out)                   # 30 s: nothing is due in this test
+    for _ in range(100):
+        p.line("  CC      fs/namespace.o")
+    p.close()
+    assert p.count == 100 and out.getvalue() == ""
 
 
 def test_progress_on_tty() -> None:
@@ -100,8 +112,9 @@ def test_progress_on_tty() -> None:
     p.line("  LD      vmlinux")
     p.close()
     text = out.getvalue()
-    assert "[    1] CC fs/namespace.o" in text and "[    2] LD vmlinux" in text
-    assert text.startswith("\r") and text.endswith("\r\x1b[K")
+    # The first step shows at once; the second came within the 0.1 s of a live line.
+    assert "[    1] CC fs/namespace.o" in text and p.count == 2
+    assert text.startswith("\r") and text.endswith("\r\x1b[K") and "\n" not in text
 
 
 def test_tree_relative(tmp_path: Path) -> None:
