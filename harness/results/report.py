@@ -61,13 +61,13 @@ def ktap(suite: str, results: Sequence[ScenarioResult]) -> str:
         ok = "ok" if r.outcome in (Outcome.PASS, Outcome.SKIP) else "not ok"
         # Multi-line messages: only the first line goes on the result line, every
         # other line becomes a "#" diagnostic, or the KTAP would not parse.
-        first, *rest = r.message.splitlines() or [""]
+        first, *rest = _xml(r.message).splitlines() or [""]
         directive = f" # SKIP {first}" if r.outcome is Outcome.SKIP else ""
         if r.outcome not in (Outcome.PASS, Outcome.SKIP, Outcome.FAIL):
             lines.append(f"# {r.name}: {r.outcome}: {first}")
             lines.extend(f"# {x}" for x in rest[:20])
         elif r.outcome is Outcome.FAIL:
-            lines.extend(f"# {x}" for x in r.message.splitlines()[:20])
+            lines.extend(f"# {x}" for x in [first, *rest][:20])
         elif r.outcome is Outcome.SKIP:
             lines.extend(f"# {x}" for x in rest[:20])
         lines.append(f"{ok} {i} {r.name}{directive}")
