@@ -26,6 +26,14 @@ pytestmark = [pytest.mark.vm, pytest.mark.build]
 POSTED = abi.posted(abi.DEFAULT_SERIES)
 
 
+def test_the_posted_table_names_failures_and_crashes() -> None:
+    """The loops below check each name in [posted]; an empty table would make them pass
+    without checking anything."""
+    assert POSTED.kernel_failures and POSTED.crashes, "series.toml [posted] lists nothing"
+    unknown = set(POSTED.kernel_failures + POSTED.crashes) - set(default_names("watch-queue"))
+    assert not unknown, f"[posted] names scenarios outside the default suite: {unknown}"
+
+
 @pytest.fixture(scope="module")
 def posted_run(guest_run: GuestRun) -> RunResult:
     # The posted series oopses in bad-input and then hangs at poweroff (the oops left
@@ -53,6 +61,7 @@ def test_posted_fails_exactly_where_the_series_table_says(posted_run: RunResult)
 
 
 def test_posted_crash_is_the_null_deref_on_removal(posted_run: RunResult) -> None:
+    assert POSTED.crashes
     for name in POSTED.crashes:
         r = posted_run.scenario(name)
         assert r.splats and "NULL pointer dereference" in r.splats[0]["title"], r.message
@@ -60,6 +69,7 @@ def test_posted_crash_is_the_null_deref_on_removal(posted_run: RunResult) -> Non
 
 def test_fixes_make_every_posted_failure_pass(posted_run: RunResult,
                                              watch_queue_suite: RunResult) -> None:
+    assert POSTED.kernel_failures + POSTED.crashes
     for name in POSTED.kernel_failures + POSTED.crashes:
         r = watch_queue_suite.scenario(name)
         assert r.outcome is Outcome.PASS, f"{name} on the fixed series: {r.message}"
