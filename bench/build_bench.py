@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -79,17 +80,40 @@ def bench_build(args: BenchOptions) -> dict[str, Any]:
     }
 
 
-def bare_boot(kernel: Path, acc: str, cpus: int, timeout: float = 600.0) -> float:
+def bare_boot(kernel: Path, acc: str, cpus: int, timeout: float = 600.0,
+              plain: bool = True, hardware_modules: bool = False) -> float:
     """Seconds of one ``vng --run KERNEL --exec true``: the floor every suite is measured
-    against, with the same accelerator and vCPUs as the suite's own boots."""
+    against, with the same accelerator and vCPUs as the suite's own boots. ``plain``:
+    what vng does by itself (udev's drivers, default mitigations); otherwise with the
+    harness's kernel arguments, and its driver blacklist unless ``hardware_modules``."""
     with tempfile.TemporaryDirectory(prefix="mnh-bench-") as tmp:
-        # plain: the floor is what vng does by itself (udev's drivers, default mitigations)
         spec = VmSpec(kernel=kernel, accel=acc, guest_command=("true",), cwd=Path(tmp),
-                      cpus=cpus, plain=True)
+                      cpus=cpus, plain=plain, hardware_modules=hardware_modules)
         t0 = time.monotonic()
         subprocess.run(vng_command(spec), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=timeout, check=True)
         return time.monotonic() - t0
+
+
+def bench_vng_speedups(args: BenchOptions) -> dict[str, Any]:
+    """What the harness's boot arguments buy on a distribution kernel (Debian's, which
+    has modules and mitigations): bare boots, alternating, of vng's own command line,
+    with FAST_APPEND only (hardware modules allowed), and with FAST_APPEND plus the
+    driver blacklist (what every harness boot gets). Cited by harness/vm/vngcmd.py."""
+    kernel = resolve.kernel(args.kernel)
+    acc = accel.choose(kernel.image).name
+    cpus = default_cpus(acc)
+    sides: dict[str, list[float]] = {"plain": [], "fast_append": [], "fast_and_blacklist": []}
+    for _ in range(args.boots):
+        sides["plain"].append(bare_boot(kernel.image, acc, cpus))
+        sides["fast_append"].append(bare_boot(kernel.image, acc, cpus, plain=False,
+                                              hardware_modules=True))
+        sides["fast_and_blacklist"].append(bare_boot(kernel.image, acc, cpus, plain=False))
+    med = {k: statistics.median(v) for k, v in sides.items()}
+    return {"kernel": kernel.release, "accel": acc, "cpus": cpus, "boots": args.boots,
+            **{f"{k}_s": [round(x, 2) for x in v] for k, v in sides.items()},
+            **{f"{k}_median_s": round(m, 2) for k, m in med.items()},
+            "ratio_harness_to_plain": round(med["fast_and_blacklist"] / med["plain"], 3)}
 
 
 def bench_watch_queue_suite(args: BenchOptions) -> dict[str, Any]:

@@ -170,6 +170,7 @@ BENCHES: dict[str, Bench] = {
     "fanotify_suite": bench_suite,
     "build": build_bench.bench_build,
     "watch_queue_suite": build_bench.bench_watch_queue_suite,
+    "vng_speedups": build_bench.bench_vng_speedups,
     "image": bench_image,
     "bisect_series": bench_bisect,
     "stress": bench_stress,

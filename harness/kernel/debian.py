@@ -28,7 +28,8 @@ from harness.kernel.image import Kernel
 from harness.progress import Progress, beating
 
 SUITES = ("sid", "trixie-backports")
-MIN_FANOTIFY_MNT = (6, 15)           # "fanotify: notify on mount attach and detach"
+# commit 0f46d81f2bce ("fanotify: notify on mount attach and detach") (in v6.15)
+MIN_FANOTIFY_MNT = (6, 15)
 INDEX_MAX_AGE = 24 * 3600.0
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_HELPER = "/usr/lib/apt/apt-helper"

@@ -36,9 +36,9 @@ BASE_APPEND = (
 )
 
 # Kernel arguments for a throwaway test guest under TCG, where every instruction is
-# emulated. They matter on a distribution kernel: fanotify suite on Debian's 7.3.4, 2
-# alternating pairs, udev settle 11.1 -> 8.7 s, the nine short scenarios 5.3 -> 4.5 s. The
-# harness's own builds have CPU_MITIGATIONS unset and INIT_ON_ALLOC_DEFAULT_ON off already.
+# emulated. They matter on a distribution kernel (bench/results.json key vng_speedups,
+# fast_append against plain); the harness's own builds have CPU_MITIGATIONS unset and
+# INIT_ON_ALLOC_DEFAULT_ON off already.
 # A user's --append comes later and wins (both are parsed on every occurrence), e.g.
 # --append mitigations=auto to time a race on a distribution kernel as shipped.
 FAST_APPEND = (
@@ -48,8 +48,8 @@ FAST_APPEND = (
 
 # Drivers that virtme-ng's udev coldplug loads in a guest of a modular kernel (Debian's)
 # for the devices of QEMU's emulated PC and for CPU features. No scenario uses one; under
-# TCG, loading them was 10 of the 27 s of a bare vng boot of Debian's 7.3.4 (3 alternating
-# pairs: 27.8/28.1/26.6 s against 17.7/19.8/15.7 s with them blacklisted). kmod reads
+# TCG, loading them is a third of a bare vng boot of Debian's kernel (bench/results.json
+# key vng_speedups, fast_and_blacklist against fast_append). kmod reads
 # modprobe.blacklist from the kernel command line and applies it to loads by alias (what
 # udev does), never to an explicit `modprobe NAME`. A kernel without modules ignores it.
 HARDWARE_MODULES: tuple[tuple[str, str], ...] = (
