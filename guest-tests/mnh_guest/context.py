@@ -4,6 +4,11 @@ Every operation goes through ``Context.op``: the mount table is snapshotted befo
 and after, the backend's queue is drained, the oracle derives what should have been
 reported from the topology diff, and the comparison is logged as one JSON line
 (operations, raw bytes, decoded records, expectations, snapshots).
+
+The oracle predicts each operation twice: from the specification (``expected``, the
+verdict) and, on watch-queue, from a model of the series' code.  An operation on which
+the two disagree is a finding: its line carries both (``expected_spec``,
+``expected_impl``), and the scenario fails with a message that begins with ``FINDING``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from . import mounts, oracle, sysc
+from . import mounts, sysc
+from .oracle import match
+from .oracle.model import FINDING, Prediction, describe_disagreement
 
 
 class ScenarioSkipped(Exception):
@@ -34,7 +41,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
     def drain(self, deadline: float, want: int) -> tuple[bytes, list[dict[str, Any]]]: ...
     def expected(self, before: dict[int, mounts.Mount], after: dict[int, mounts.Mount],
-                 hints: dict[str, Any]) -> list[dict[str, Any]]: ...
+                 hints: dict[str, Any]) -> Prediction: ...
     def take_problems(self) -> list[str]: ...
     def key(self, record: dict[str, Any]) -> tuple[Any, ...]: ...
     def identity(self, record: dict[str, Any]) -> Any: ...
@@ -70,6 +77,7 @@ class Context:
         self.workspace = workspace
         self.drain_timeout = drain_timeout
         self.failures: list[str] = []
+        self.findings: list[str] = []       # operations the two oracle models disagree on
         self.seq = 0
         self.events = 0
         self.last_records: list[dict[str, Any]] = []
@@ -102,31 +110,65 @@ class Context:
                                error=str(exc), before=_table(before))
                 raise ScenarioFailed(f"{label}: unexpected error {exc}") from exc
         after = mounts.snapshot()
-        expected = self.backend.expected(before, after, hints or {})
+        prediction = self.backend.expected(before, after, hints or {})
+        expected = prediction.spec
         raw, received = self.backend.drain(time.monotonic() + self.drain_timeout,
-                                           len(expected))
+                                           prediction.want())
         self.events += sum(1 for r in received if r.get("kind") != "decode-error")
         self.last_records = received
-        diff = oracle.compare(expected, received, self.backend.key, self.backend.identity)
+        diff = match.compare(expected, received, self.backend.key, self.backend.identity)
         diff["counters"] = self.backend.take_problems()
-        ok = not any(diff.values())
+        finding = self._finding(label, prediction, received)
+        ok = not any(diff.values()) and not finding
         if expect_errno is not None and err != expect_errno:
             ok = False
             self.failures.append(f"{label}: expected errno {errno.errorcode.get(expect_errno)}, "
                                  f"got {errno.errorcode.get(err or 0, 'success')}")
         self.log.write("op", seq=self.seq, label=label, ok=ok,
                        errno=err, result=result if isinstance(result, int | str) else None,
-                       raw=raw.hex(), records=received, expected=expected, **diff,
+                       raw=raw.hex(), records=received, expected=expected, **diff, **finding,
                        before=_table(before), after=_table(after))
         if any(diff.values()):
             self.failures.append(f"op {self.seq} '{label}': " + "; ".join(
                 f"{k}={v}" for k, v in diff.items() if v))
         return result
 
+    def _finding(self, label: str, prediction: Prediction,
+                 received: list[dict[str, Any]]) -> dict[str, Any]:
+        """The log fields of a disagreement between the two models ({} when they agree)."""
+        d = prediction.disagreement(self.backend.key, self.backend.identity)
+        if not d:
+            return {}
+        text = describe_disagreement(d)
+        self.findings.append(f"op {self.seq} '{label}': {text}")
+        return {"finding": text, "expected_spec": prediction.spec,
+                "expected_impl": prediction.impl,
+                "received_matches": self._which(prediction, received)}
+
+    def _which(self, prediction: Prediction, received: list[dict[str, Any]]) -> str:
+        """Which model the kernel's records match: "spec", "impl" or "neither"."""
+        for name, recs in (("spec", prediction.spec), ("impl", prediction.impl or [])):
+            d = match.compare(recs, received, self.backend.key, self.backend.identity)
+            if not any(d.values()):
+                return name
+        return "neither"
+
+    def message(self) -> str:
+        """The verdict's message: findings first (FINDING ...), then failures."""
+        parts = [f"{FINDING} on " + "; ".join(self.findings)] if self.findings else []
+        return "; ".join(parts + self.failures)
+
     def check(self, cond: bool, message: str) -> None:
         self.log.write("check", ok=bool(cond), message=message)
         if not cond:
             self.failures.append(message)
+
+
+def _fail_message(ctx: Context | None, exc: ScenarioFailed) -> str:
+    """A scenario stopped by a failure still reports the findings made before it."""
+    if ctx is None or not ctx.findings or str(exc).startswith(FINDING):
+        return str(exc)
+    return f"{ctx.message()}; {exc}"
 
 
 def run_in_namespace(name: str, fn: Callable[[Context], None], backend: Backend,
@@ -146,13 +188,13 @@ def run_in_namespace(name: str, fn: Callable[[Context], None], backend: Backend,
         backend.open(workspace)
         ctx = Context(name, backend, log, workspace)
         fn(ctx)
-        if ctx.failures:
-            raise ScenarioFailed("; ".join(ctx.failures))
+        if ctx.findings or ctx.failures:
+            raise ScenarioFailed(ctx.message())
         verdict: dict[str, Any] = {"outcome": "pass", "message": ""}
     except ScenarioSkipped as exc:
         verdict = {"outcome": "skip", "message": str(exc)}
     except ScenarioFailed as exc:
-        verdict = {"outcome": "fail", "message": str(exc)}
+        verdict = {"outcome": "fail", "message": _fail_message(ctx, exc)}
     except Exception as exc:
         verdict = {"outcome": "error", "message": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()}

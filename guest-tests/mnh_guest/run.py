@@ -17,7 +17,8 @@ import sys
 import time
 from typing import Any
 
-from . import context, fanotify, watchqueue
+from . import context
+from .backends import fanotify, watch_queue
 from .scenarios import BY_NAME, default_names
 
 BACKENDS = ("fanotify", "watch-queue")
@@ -50,7 +51,7 @@ def make_backend(name: str, abi: dict[str, Any] | None) -> context.Backend:
         return fanotify.FanotifyBackend()
     if abi is None:
         raise SystemExit("the watch-queue backend needs --abi (the series' [abi] as JSON)")
-    return watchqueue.WatchQueueBackend(abi)
+    return watch_queue.WatchQueueBackend(abi)
 
 
 def runner_verdict(path: str, name: str, backend_name: str, outcome: str, message: str,
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
-    abi = watchqueue.load_abi(args.abi) if args.abi else None
+    abi = watch_queue.load_abi(args.abi) if args.abi else None
     outdir = os.path.join(args.results, "scenarios")
     os.makedirs(outdir, exist_ok=True)
     write_json(os.path.join(args.results, "runner.json"),

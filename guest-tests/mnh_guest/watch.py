@@ -14,7 +14,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-from . import decode, fanotify, mounts, watchqueue
+from . import decode, mounts
+from .backends import fanotify, watch_queue
 from .context import ScenarioSkipped
 
 BACKENDS = ("fanotify", "watch-queue")
@@ -46,7 +47,7 @@ def watch(backend_name: str, abi_path: str | None, path: str, duration: float,
         if abi_path is None:
             print("mnh-watch: the watch-queue backend needs --abi FILE", file=sys.stderr)
             return 2
-        backend = watchqueue.WatchQueueBackend(watchqueue.load_abi(abi_path))
+        backend = watch_queue.WatchQueueBackend(watch_queue.load_abi(abi_path))
         backend.open(path)
         layouts = (backend.layout,)
     what = path if backend_name != "fanotify" else "this mount namespace"

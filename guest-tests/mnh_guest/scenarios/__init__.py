@@ -68,6 +68,9 @@ TABLE: tuple[Scenario, ...] = (
              "a 1-note queue overruns: LOSS record, then a resync from the mount table"),
     Scenario("filters", "queue:filters", WQ,
              "two watches on one queue, a subtype filter, removing a watch with id -1"),
+    Scenario("dir-watch", "dirwatch:dir_watch", WQ,
+             "watches on a mount root, a plain directory and a directory below a mount "
+             "point: which mounts each hears of, and IN_SUBTREE"),
     Scenario("keys", "queue:keys", WQ, "key notifications still work (core regression guard)"),
     Scenario("selftest-panic", "selftest:panic", BOTH,
              "triggers a kernel panic with sysrq 'c' (proves crash detection)", selftest=True),

@@ -6,13 +6,14 @@ import errno
 import os
 import time
 
-from .. import decode, sysc, watchqueue
+from .. import decode, sysc
+from ..backends import watch_queue
 from ..context import Context, ScenarioSkipped
 from ..mounts import listmount, mountinfo, snapshot
 
 
-def _wq(ctx: Context) -> watchqueue.WatchQueueBackend:
-    if not isinstance(ctx.backend, watchqueue.WatchQueueBackend):
+def _wq(ctx: Context) -> watch_queue.WatchQueueBackend:
+    if not isinstance(ctx.backend, watch_queue.WatchQueueBackend):
         raise ScenarioSkipped("this scenario is for the watch-queue backend")
     return ctx.backend
 
@@ -109,7 +110,7 @@ def _as_nobody(fn: object) -> None:
 def overrun(ctx: Context) -> None:
     """The smallest queue overruns: a LOSS record, then a resync from the mount table."""
     wq = _wq(ctx)
-    rfd, wfd = watchqueue.open_queue(1)
+    rfd, wfd = watch_queue.open_queue(1)
     ws = ctx.workspace
     wq.watch_mount(ws, 2, queue_fd=wfd)
     ws_unique = sysc.statx_mnt_id(ws)
@@ -170,9 +171,9 @@ def filters(ctx: Context) -> None:
     ids = sorted(r["watch_id"] for r in ctx.last_records)
     ctx.check(ids == [1, 9], f"watch ids 1 and 9 both got the record (got {ids})")
     # A second queue that only takes UNMOUNT records.
-    rfd, wfd = watchqueue.open_queue(16)
+    rfd, wfd = watch_queue.open_queue(16)
     sub_unmount = int(wq.abi["subtypes"]["UNMOUNT"])
-    watchqueue.set_filter(wfd, [(int(wq.abi["watch_type"]), [sub_unmount])])
+    watch_queue.set_filter(wfd, [(int(wq.abi["watch_type"]), [sub_unmount])])
     wq.watch_mount(ctx.workspace, 5, queue_fd=wfd)
     b = ctx.mkdir("b")
     ctx.op("mount tmpfs on b", lambda: sysc.mount("t3", b, "tmpfs"))
@@ -205,7 +206,7 @@ def keys(ctx: Context) -> None:
     _wq(ctx)
     import ctypes
 
-    rfd, wfd = watchqueue.open_queue(16)
+    rfd, wfd = watch_queue.open_queue(16)
     libc = ctypes.CDLL(None, use_errno=True)
     add_key = libc.syscall
     key = add_key(ctypes.c_long(248), b"user", b"mnh-test", b"one", ctypes.c_size_t(3),
@@ -214,7 +215,7 @@ def keys(ctx: Context) -> None:
         key = add_key(ctypes.c_long(248), b"user", b"mnh-test", b"one", ctypes.c_size_t(3),
                       ctypes.c_long(-2))  # KEY_SPEC_PROCESS_KEYRING
     ctx.check(key > 0, f"add_key gave a key ({key}, errno {ctypes.get_errno()})")
-    sysc.syscall("keyctl", watchqueue.KEYCTL_WATCH_KEY, key, wfd, 0x11)
+    sysc.syscall("keyctl", watch_queue.KEYCTL_WATCH_KEY, key, wfd, 0x11)
     sysc.syscall("keyctl", 2, key, b"two", 3)  # KEYCTL_UPDATE
     time.sleep(0.05)
     got = [r for r in decode.decode_watch_queue(os.read(rfd, 4096))

@@ -21,7 +21,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from .. import decode, sysc, watchqueue
+from .. import decode, sysc
+from ..backends import watch_queue
 from ..context import Context, ScenarioSkipped
 from ..mounts import snapshot
 
@@ -64,7 +65,7 @@ def params(cmdline: str | None = None) -> tuple[int, float]:
 class Round:
     """Shared state of one round: the stop flag, counters, and what went wrong."""
 
-    def __init__(self, wq: watchqueue.WatchQueueBackend, workspace: str) -> None:
+    def __init__(self, wq: watch_queue.WatchQueueBackend, workspace: str) -> None:
         self.wq = wq
         self.ws = workspace
         self.stop = threading.Event()
@@ -73,7 +74,7 @@ class Round:
         self.records = 0
         self.losses = 0
         self.problems: list[str] = []
-        self.queue = watchqueue.open_queue(64)
+        self.queue = watch_queue.open_queue(64)
 
     def count(self, n: int = 1) -> None:
         with self.lock:
@@ -130,7 +131,7 @@ class Round:
     def cycle_queue(self) -> None:
         """Close the queue and open a new one, while the other threads use it."""
         old = self.queue
-        self.queue = watchqueue.open_queue(64)
+        self.queue = watch_queue.open_queue(64)
         for fd in old:
             os.close(fd)
         self.count()
@@ -171,7 +172,7 @@ def _cleanup(workspace: str) -> list[str]:
 
 
 def _run_rounds(ctx: Context, workers: list[Worker], setup: Callable[[Context], None]) -> None:
-    if not isinstance(ctx.backend, watchqueue.WatchQueueBackend):
+    if not isinstance(ctx.backend, watch_queue.WatchQueueBackend):
         raise ScenarioSkipped("stress scenarios are for the watch-queue backend")
     wq = ctx.backend
     rounds, seconds = params()

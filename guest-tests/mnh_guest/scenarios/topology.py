@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import os
 
-from .. import sysc, watchqueue
+from .. import sysc
+from ..backends import watch_queue
 from ..context import Context
 
 
-def _wq(ctx: Context) -> watchqueue.WatchQueueBackend | None:
+def _wq(ctx: Context) -> watch_queue.WatchQueueBackend | None:
     """The watch-queue backend, for the steps only that design has (extra watches)."""
     b = ctx.backend
-    return b if isinstance(b, watchqueue.WatchQueueBackend) else None
+    return b if isinstance(b, watch_queue.WatchQueueBackend) else None
 
 
 def _attach_clone(source: str, target: str) -> None:
@@ -94,6 +95,13 @@ def move(ctx: Context) -> None:
            lambda: sysc.move_mount(sysc.AT_FDCWD, q, sysc.AT_FDCWD, r, 0))
     ctx.op("MS_MOVE out/r to in/s (only the destination inside)",
            lambda: sysc.mount(r, s, None, sysc.MS_MOVE))
+    # A tree: the mount below the moved one goes with it but keeps its place in its
+    # parent, so the move is reported for the moved mount only.
+    sub, t = os.path.join(c, "sub"), ctx.mkdir("t")
+    os.makedirs(sub, exist_ok=True)
+    ctx.op("mount tmpfs on c/sub", lambda: sysc.mount("tree", sub, "tmpfs"))
+    ctx.op("MS_MOVE c to t (a tree: c/sub goes with it, unmoved in c)",
+           lambda: sysc.mount(c, t, None, sysc.MS_MOVE))
 
 
 def propagation(ctx: Context) -> None:

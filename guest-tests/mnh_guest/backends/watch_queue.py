@@ -12,13 +12,17 @@ import errno
 import fcntl
 import json
 import os
-import select
-import time
+import struct
 from typing import Any
 
-from . import decode, sysc, wq_oracle
-from .context import ScenarioSkipped
-from .mounts import Mount, snapshot
+from .. import decode, sysc
+from ..context import ScenarioSkipped
+from ..mounts import Mount, snapshot
+from ..oracle import watch_queue as wq_oracle
+from ..oracle import watch_queue_impl as wq_impl
+from ..oracle.model import Prediction
+from ..oracle.topology import mount_at, rel_in
+from .reader import read_until
 
 O_NOTIFICATION_PIPE = os.O_EXCL
 IOC_WATCH_QUEUE_SET_SIZE = 0x5760
@@ -48,8 +52,6 @@ def open_queue(size: int, nonblock: bool = True) -> tuple[int, int]:
 
 def type_filter(entries: list[tuple[int, list[int]]]) -> bytes:
     """A ``watch_notification_filter`` for (type, subtypes) pairs (no info filtering)."""
-    import struct
-
     out = struct.pack("<II", len(entries), 0)
     for wtype, subtypes in entries:
         words = [0] * 8
@@ -102,17 +104,16 @@ class WatchQueueBackend:
     def add_watch(self, path: str, watch_id: int) -> None:
         self.watch_mount(path, watch_id)
         table = snapshot()
-        m = wq_oracle.mount_at(table, path)
-        self.watches.append(wq_oracle.Watch(watch_id, m.id, wq_oracle.rel_in(m, path)))
+        m = mount_at(table, path)
+        self.watches.append(wq_oracle.Watch(watch_id, m.id, rel_in(m, path)))
 
     def remove_watch(self, path: str, watch_id_for_oracle: int) -> None:
         """``watch_mount(path, -1)``; the core posts META/REMOVAL to the removed watch."""
         self.watch_mount(path, -1)
-        self.pending.append({"kind": "meta", "event": "REMOVAL",
-                             "watch_id": watch_id_for_oracle, "flags": []})
+        self.pending.append(wq_oracle.explicit_removal(watch_id_for_oracle))
         table = snapshot()
-        m = wq_oracle.mount_at(table, path)
-        rel = wq_oracle.rel_in(m, path)
+        m = mount_at(table, path)
+        rel = rel_in(m, path)
         self.watches = [w for w in self.watches
                         if not (w.mount == m.id and w.rel == rel)]
 
@@ -129,22 +130,12 @@ class WatchQueueBackend:
         self.rfd = self.wfd = -1
 
     def read_raw(self, deadline: float, want: int) -> bytes:
-        chunks: list[bytes] = []
-        count = 0
-        while True:
-            try:
-                data = os.read(self.rfd, 65536)
-            except BlockingIOError:
-                data = b""
-            if data:
-                chunks.append(data)
-                count += sum(1 for r in decode.decode_watch_queue(data, (self.layout,))
-                             if not isinstance(r, decode.Problem))
-                continue
-            remaining = deadline - time.monotonic()
-            if count >= want or remaining <= 0:
-                return b"".join(chunks)
-            select.select([self.rfd], [], [], min(remaining, 0.05))
+        """Read records until the queue is empty and ``want`` came, or the deadline."""
+        return read_until(self.rfd, deadline, want, self._count)
+
+    def _count(self, data: bytes) -> int:
+        return sum(1 for r in decode.decode_watch_queue(data, (self.layout,))
+                   if not isinstance(r, decode.Problem))
 
     def drain(self, deadline: float, want: int) -> tuple[bytes, list[dict[str, Any]]]:
         raw = self.read_raw(deadline, want)
@@ -153,12 +144,14 @@ class WatchQueueBackend:
         return raw, recs
 
     def expected(self, before: dict[int, Mount], after: dict[int, Mount],
-                 hints: dict[str, Any]) -> list[dict[str, Any]]:
-        exp = wq_oracle.expected(before, after, self.watches, hints) + self.pending
+                 hints: dict[str, Any]) -> Prediction:
+        """Both models' records for this change; then the watches its unmounts removed go."""
+        spec = wq_oracle.expected(before, after, self.watches, hints) + self.pending
+        impl = wq_impl.expected(before, after, self.watches, hints) + self.pending
         self.pending = []
         gone = before.keys() - after.keys()
         self.watches = [w for w in self.watches if w.mount not in gone]
-        return exp
+        return Prediction(spec, impl)
 
     def take_problems(self) -> list[str]:
         out, self.counter_problems = self.counter_problems, []
@@ -171,7 +164,12 @@ class WatchQueueBackend:
         return wq_oracle.identity(record)
 
     def _check_counters(self, recs: list[dict[str, Any]]) -> None:
-        """Change counters of a mount only ever go up (they wrap at 2**32)."""
+        """Change counters of a mount only ever go up (they wrap at 2**32).
+
+        "Every mount is given a change counter than counts the number of topological
+        rearrangements in which it is involved and the number of attribute changes it
+        undergoes." (ver #5 commit message)
+        """
         seen: set[tuple[Any, ...]] = set()
         for r in recs:
             if r.get("kind") != "mount":

@@ -1,60 +1,13 @@
-"""mnh_guest.oracle.compare and the fanotify oracle (FanotifyBackend.expected)."""
+"""mnh_guest.oracle.match.compare, and a Prediction's two models (oracle.model)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mnh_guest.fanotify import FanotifyBackend
-from mnh_guest.mounts import Mount
-from mnh_guest.oracle import compare
-
-ROOT = 0x1000
-
-
-def mount(mid: int, parent: int = ROOT, point: str = "/", **kw: Any) -> Mount:
-    fields: dict[str, Any] = dict(id=mid, parent=parent, old_id=mid & 0xFFF,
-                                  old_parent=parent & 0xFFF, point=point, root="/",
-                                  fstype="tmpfs", attr=0, propagation=0, peer_group=0, master=0)
-    fields.update(kw)
-    return Mount(**fields)
-
-
-def table(*mounts: Mount) -> dict[int, Mount]:
-    return {m.id: m for m in mounts}
-
-
-BEFORE = table(mount(ROOT, parent=ROOT), mount(0x1001, point="/tmp"),
-               mount(0x1002, point="/mnt"), mount(0x1003, parent=0x1001, point="/tmp/a"))
-
-
-def test_no_change_expects_nothing() -> None:
-    assert FanotifyBackend.expected(BEFORE, dict(BEFORE)) == []
-
-
-def test_new_mount_is_attach_removed_is_detach() -> None:
-    after = dict(BEFORE)
-    del after[0x1002]
-    after[0x1004] = mount(0x1004, parent=0x1001, point="/tmp/b")
-    assert FanotifyBackend.expected(BEFORE, after) == [
-        {"event": "ATTACH", "mnt_id": 0x1004},
-        {"event": "DETACH", "mnt_id": 0x1002},
-    ]
-
-
-def test_moved_mount_is_attach_and_detach_in_one_event() -> None:
-    after = dict(BEFORE)
-    after[0x1003] = mount(0x1003, parent=0x1002, point="/mnt/a")     # new parent
-    after[0x1002] = mount(0x1002, point="/srv")                      # same parent, new point
-    assert FanotifyBackend.expected(BEFORE, after) == [
-        {"event": "ATTACH|DETACH", "mnt_id": 0x1002},
-        {"event": "ATTACH|DETACH", "mnt_id": 0x1003},
-    ]
-
-
-def test_attribute_change_alone_is_no_event() -> None:
-    after = dict(BEFORE)
-    after[0x1001] = mount(0x1001, point="/tmp", attr=1, propagation=1 << 20)
-    assert FanotifyBackend.expected(BEFORE, after) == []
+from mnh_guest.backends.fanotify import FanotifyBackend
+from mnh_guest.oracle import watch_queue
+from mnh_guest.oracle.match import compare
+from mnh_guest.oracle.model import Prediction, describe_disagreement
 
 
 def fan(event: str, mnt_id: int) -> dict[str, Any]:
@@ -105,3 +58,37 @@ def test_compare_sets_decode_errors_apart() -> None:
     err = {"kind": "decode-error", "offset": 40, "message": "truncated"}
     d = cmp([{"event": "ATTACH", "mnt_id": 1}], [fan("ATTACH", 1), err])
     assert d == {"missing": [], "unexpected": [], "wrong": [], "decode_errors": [err]}
+
+
+def wq(event: str, watch_id: int, trig: int, aux: int, *flags: str) -> dict[str, Any]:
+    return {"kind": "mount", "event": event, "watch_id": watch_id, "triggered_on": trig,
+            "auxiliary_mount": aux, "flags": sorted(flags)}
+
+
+def disagreement(p: Prediction) -> dict[str, list[Any]]:
+    return p.disagreement(watch_queue.key, watch_queue.identity)
+
+
+def test_models_that_agree_have_no_disagreement() -> None:
+    a = [wq("NEW_MOUNT", 1, 2, 3), wq("NEW_MOUNT", 3, 2, 3, "IN_SUBTREE")]
+    assert disagreement(Prediction(a, list(reversed(a)))) == {}
+    assert disagreement(Prediction(a)) == {}                  # no as-implemented model
+    assert Prediction(a).want() == 2
+
+
+def test_a_record_only_one_model_predicts_is_named_with_its_side() -> None:
+    only_spec = wq("NEW_MOUNT", 3, 2, 3, "IN_SUBTREE")
+    p = Prediction([wq("NEW_MOUNT", 1, 2, 3), only_spec], [wq("NEW_MOUNT", 1, 2, 3)])
+    d = disagreement(p)
+    assert d == {"spec_only": [only_spec], "impl_only": []}
+    assert p.want() == 2
+    assert describe_disagreement(d) == (
+        "only the spec predicts NEW_MOUNT to watch 3 on 2 aux 3 [IN_SUBTREE]")
+
+
+def test_other_flags_on_the_same_record_are_both_sides() -> None:
+    spec, impl = wq("UNMOUNT", 3, 2, 5, "IN_SUBTREE"), wq("UNMOUNT", 3, 2, 5)
+    d = disagreement(Prediction([spec], [impl]))
+    assert d == {"spec_only": [spec], "impl_only": [impl]}
+    assert "only the implementation predicts UNMOUNT to watch 3 on 2 aux 5 [-]" in (
+        describe_disagreement(d))

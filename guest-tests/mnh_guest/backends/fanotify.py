@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-import time
 from typing import Any
 
-from . import decode, sysc
-from .context import ScenarioSkipped
-from .mounts import Mount
+from .. import decode, sysc
+from ..context import ScenarioSkipped
+from ..mounts import Mount
+from ..oracle import fanotify as rules
+from ..oracle.model import Prediction
+from .reader import read_until
 
 FAN_CLASS_NOTIF = 0x0
 FAN_CLOEXEC = 0x1
@@ -54,22 +55,7 @@ class FanotifyBackend:
 
     def read_raw(self, deadline: float, want: int) -> bytes:
         """Read events until the queue is empty and ``want`` events came, or the deadline."""
-        chunks: list[bytes] = []
-        count = 0
-        while True:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
-                data = b""
-            if data:
-                chunks.append(data)
-                count += sum(1 for r in decode.decode_fanotify(data)
-                             if isinstance(r, decode.FanEvent))
-                continue
-            remaining = deadline - time.monotonic()
-            if count >= want or remaining <= 0:
-                return b"".join(chunks)
-            select.select([self.fd], [], [], min(remaining, 0.05))
+        return read_until(self.fd, deadline, want, _count)
 
     def drain(self, deadline: float, want: int) -> tuple[bytes, list[dict[str, Any]]]:
         raw = self.read_raw(deadline, want)
@@ -82,23 +68,18 @@ class FanotifyBackend:
 
     @staticmethod
     def expected(before: dict[int, Mount], after: dict[int, Mount],
-                 hints: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """The oracle: the events a topology change must produce, derived from the diff."""
-        exp: list[dict[str, Any]] = []
-        for mid in sorted(after.keys() - before.keys()):
-            exp.append({"event": "ATTACH", "mnt_id": mid})
-        for mid in sorted(before.keys() - after.keys()):
-            exp.append({"event": "DETACH", "mnt_id": mid})
-        for mid in sorted(before.keys() & after.keys()):
-            b, a = before[mid], after[mid]
-            if (b.parent, b.point) != (a.parent, a.point):
-                exp.append({"event": "ATTACH|DETACH", "mnt_id": mid})
-        return exp
+                 hints: dict[str, Any] | None = None) -> Prediction:
+        """The specification model only: there is no as-implemented model of fanotify."""
+        return Prediction(rules.expected(before, after, hints))
 
     @staticmethod
     def key(record: dict[str, Any]) -> tuple[Any, ...]:
-        return (record.get("event"), record.get("mnt_id"))
+        return rules.key(record)
 
     @staticmethod
     def identity(record: dict[str, Any]) -> Any:
-        return record.get("mnt_id")
+        return rules.identity(record)
+
+
+def _count(data: bytes) -> int:
+    return sum(1 for r in decode.decode_fanotify(data) if isinstance(r, decode.FanEvent))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mnh_guest.scenarios import BY_NAME, TABLE, default_names, stress_names
 
-GUEST_DIR = Path(__file__).resolve().parents[2] / "guest-tests"
+GUEST_DIR = Path(__file__).resolve().parents[3] / "guest-tests"
 
 
 def test_every_entry_names_a_function() -> None:
@@ -26,6 +26,8 @@ def test_defaults_exclude_selftests_and_stress() -> None:
         assert "mount" in names and "automount-expiry" in names
         assert not any(BY_NAME[n].selftest or BY_NAME[n].stress for n in names)
     assert "keys" not in default_names("fanotify") and "keys" in default_names("watch-queue")
+    assert "dir-watch" in default_names("watch-queue")
+    assert "dir-watch" not in default_names("fanotify")      # fanotify has no subtree watch
     assert stress_names() == ["stress-race", "stress-lazy", "stress-watches"]
 
 
