@@ -92,15 +92,22 @@ def test_unmount_and_removal_of_the_watched_mount(watch_queue_suite: RunResult) 
     assert_events(plain, ["UNMOUNT"])
     (gone,) = plain.gone_mounts()
     assert plain.records[0]["fields"]["auxiliary_mount"] == gone["old_id"]
-    # A lazy unmount of a three-mount tree: the top is detached from the watched
-    # subtree; the two below it are unmounted inside the detached tree, out of the
-    # watch's reach. So the watch hears one UNMOUNT, naming the top.
+    # A lazy unmount of a three-mount tree: the watch hears of every mount that goes
+    # (the series' "a watch will catch all of the events happening in the subtree"; 0009
+    # posts them before the top is detached): the top on its parent, the two below it on
+    # the top, with IN_SUBTREE.
     lazy = log.op("lazy umount")
     assert len(lazy.gone_mounts()) == 3
-    assert_events(lazy, ["UNMOUNT"])
+    assert_events(lazy, ["UNMOUNT"] * 3)
     gone = {m["old_id"]: m for m in lazy.gone_mounts()}
-    top = lazy.records[0]["fields"]["auxiliary_mount"]
-    assert top in gone and gone[top]["old_parent"] not in gone
+    by_aux = {r["fields"]["auxiliary_mount"]: r for r in lazy.records}
+    assert set(by_aux) == set(gone), side_by_side([lazy])
+    (top,) = [i for i, m in gone.items() if m["old_parent"] not in gone]
+    assert "IN_SUBTREE" not in by_aux[top]["flags"]
+    for i, m in gone.items():
+        assert by_aux[i]["fields"]["triggered_on"] == m["old_parent"]
+        if i != top:
+            assert "IN_SUBTREE" in by_aux[i]["flags"], side_by_side([lazy])
     op = log.op("umount the watched mount w")
     assert_events(op, ["UNMOUNT", "REMOVAL"])
     (removal,) = [r for r in op.records if r["event"] == "REMOVAL"]

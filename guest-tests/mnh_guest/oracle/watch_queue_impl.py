@@ -19,8 +19,10 @@ where the two disagree, the operation is a finding.
   every walk started at the root of ``triggered_on`` (``FROM_ROOT``: ver #5 to 0007), so a
   watch on a directory of the parent that is not its root never saw the parent's own
   topology changes.  Attribute records and EXPIRY start at the mount's root either way.
-- umount_tree() detaches the top of an unmounted tree before its children: their walks end
-  inside the detached tree.
+- umount_tree(): since 0009 every UNMOUNT of an unmounted tree is posted before anything
+  is detached (``POSTED_FIRST``), so the walks of the mounts below the top still reach the
+  watches above it; up to 0008 the top was detached first and their walks ended inside
+  the detached tree (``DETACHED_FIRST``), where no watch outside it could see them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ RULE = "as-implemented"
 FROM_MOUNTPOINT = "mountpoint"     # the bundled series (0008 on)
 FROM_ROOT = "root"                 # ver #5 as posted, and the port up to 0007
 TOPOLOGY = frozenset({"NEW_MOUNT", "UNMOUNT", "MOVE_FROM", "MOVE_TO"})
+POSTED_FIRST = "posted-first"      # umount_tree() posts, then detaches (0009 on)
+DETACHED_FIRST = "detached-first"  # ver #5 to 0008: the top goes first
 
 
 class Posted(NamedTuple):
@@ -107,15 +111,17 @@ def _new_mounts(after: Table, c: Change, hints: Mapping[str, Any]) -> list[Poste
     return out
 
 
-def _removals(before: Table, c: Change, hints: Mapping[str, Any]) -> list[Posted]:
+def _removals(before: Table, c: Change, hints: Mapping[str, Any],
+              tree_unmount: str = POSTED_FIRST) -> list[Posted]:
     out: list[Posted] = []
     gone = set(c.removed)
     detached = {k: before[k] for k in gone}
     for mid in c.removed:
         m = before[mid]
-        # The top of an unmounted tree is detached first; the walk from its children
-        # then ends inside the detached tree, which is all their table holds.
-        table = before if m.parent not in gone else detached
+        # Up to 0008 the top of an unmounted tree was detached first: the walk from its
+        # children then ended inside the detached tree, which is all their table held.
+        inside = m.parent in gone and tree_unmount == DETACHED_FIRST
+        table = detached if inside else before
         if hints.get("expiry") and m.parent not in gone:
             # mark_mounts_for_expiry() posts EXPIRY on the expiring mount itself (no aux),
             # then umount_tree() unmounts it like any other unmount.
@@ -162,10 +168,12 @@ def _old(before: Table, after: Table, mid: int) -> int:
 
 
 def expected(before: Table, after: Table, watches: list[Watch], hints: Mapping[str, Any],
-             walk_from: str = FROM_MOUNTPOINT) -> list[Record]:
-    """The records the series' code posts to ``watches`` for this change."""
+             walk_from: str = FROM_MOUNTPOINT,
+             tree_unmount: str = POSTED_FIRST) -> list[Record]:
+    """The records the series' code posts to ``watches`` for this change (by default the
+    bundled series' code; the older behaviours for the tests that show what changed)."""
     c = diff(before, after)
-    posted = (_new_mounts(after, c, hints) + _removals(before, c, hints)
+    posted = (_new_mounts(after, c, hints) + _removals(before, c, hints, tree_unmount)
               + _moves(before, after, c) + _attrs(after, c, hints))
     gone = set(c.removed)
     out = [{**removal(w.watch_id), "rules": [RULE]} for w in watches if w.mount in gone]
