@@ -5,13 +5,21 @@ from __future__ import annotations
 import errno
 import os
 import time
+from pathlib import Path
 
 import pytest
 from mnh_guest.scenarios.automount import bounded
 
 
-def test_success() -> None:
-    bounded(lambda: None, 5, "nothing")
+def test_success_runs_the_step_in_a_child(tmp_path: Path) -> None:
+    mark = tmp_path / "ran"
+
+    def step() -> None:
+        mark.write_text(str(os.getpid()))
+
+    bounded(step, 5, "write")
+    assert mark.exists(), "the step did not run"
+    assert int(mark.read_text()) != os.getpid(), "the step ran in the caller, not a child"
 
 
 def test_errno_comes_back() -> None:
