@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", default="fanotify", choices=BACKENDS)
     p.add_argument("--abi", help="JSON file with the series' [abi] table (watch-queue)")
     p.add_argument("--scenario", action="append", default=[])
+    p.add_argument("--scenario-file", help="a file with one scenario name a line, after "
+                   "any --scenario (the host's way: argv travels on the kernel command line)")
     p.add_argument("--timeout", type=float, default=60.0,
                    help="per-scenario timeout in seconds (0: none; the host's watchdog acts)")
     p.add_argument("--ack-timeout", type=float, default=0.0,
@@ -140,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                    "scenarios/NAME.ack (image mode: the host copies each verdict out before "
                    "the next scenario can crash the guest); 0: do not wait")
     args = p.parse_args(argv)
-    names = args.scenario or default_names(args.backend)
+    names = list(args.scenario)
+    if args.scenario_file:
+        with open(args.scenario_file) as f:
+            names += [line.strip() for line in f if line.strip()]
+    names = names or default_names(args.backend)
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         print(f"unknown scenario(s): {', '.join(unknown)}", file=sys.stderr)

@@ -127,8 +127,12 @@ def run(opts: RunOptions) -> RunResult:
     abi_local = guest.abi_file(opts.backend, kernel, opts.series, guest_out)
     if abi_local is not None:
         argv += ["--abi", f"{guest_results}/{abi_local.name}"]
-    for n in names:
-        argv += ["--scenario", n]
+    # The list goes in a file: vng passes the guest command on the kernel command line
+    # (2048 bytes on x86), which thirty scenario names and a long results path overflow
+    # ("Requested init / failed"), and every scenario would read as a crash.
+    plan_local = guest_out / "scenarios.txt"
+    plan_local.write_text("".join(f"{n}\n" for n in names))
+    argv += ["--scenario-file", f"{guest_results}/{plan_local.name}"]
     argv += tp.runner_args()
     console_path = res / "console.log"
     run_info = _run_info(kernel, chosen, opts, tp.command(argv, guest_out))
@@ -139,7 +143,7 @@ def run(opts: RunOptions) -> RunResult:
     interrupted: BaseException | None = None
     try:
         boot, details = tp.run(argv, guest_out, console_path, opts.timeouts,
-                               [abi_local] if abi_local is not None else [])
+                               [f for f in (abi_local, plan_local) if f is not None])
         if details:
             run_info[f"{tp.mode}_mode"] = details
     except KeyboardInterrupt as exc:   # SIGINT, and SIGTERM/SIGHUP as Interrupted
