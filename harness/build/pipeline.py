@@ -34,7 +34,7 @@ from harness.build.artifact import Artifact, BuildInputs
 from harness.build.patch import Series
 from harness.build.proc import git
 from harness.build.source import Base
-from harness.errors import PatchError
+from harness.errors import BuildError, PatchError
 
 log = logging.getLogger("harness")
 
@@ -158,6 +158,22 @@ def tree_workdir(tree: Path) -> Path:
     return paths.cache_dir("work", f"tree-{tree.name}-{tree_id}")
 
 
+def _still_as_prepared(srctree: Path, head: str, requested: dict[str, str],
+                       dotconfig: Path, fragments: list[kconfig.Fragment]) -> None:
+    """Before publishing: the work tree is still at the commit it was prepared at and the
+    final .config still has every option asked for. A tree moved or reconfigured under
+    the build (a process that ignored the lock, an edit by hand) would otherwise be
+    published under the hash of inputs it was not built from, and every later build of
+    those inputs would boot it."""
+    now = git(srctree, "rev-parse", "HEAD").stdout.strip()
+    if now != head:
+        raise BuildError(
+            f"The work tree {srctree} moved from {head[:12]} to {now[:12]} during the "
+            "build, so the kernel is not what was asked for; nothing was published. Is "
+            "another process using the tree without its lock? Run the build again.")
+    kconfig.verify(requested, dotconfig, srctree, [f.name for f in fragments])
+
+
 def build(req: BuildRequest) -> Artifact:
     """Build (or find in the cache) the kernel ``req`` describes."""
     started = time.monotonic()
@@ -187,6 +203,7 @@ def build(req: BuildRequest) -> Artifact:
             "work", base.key, source.safe_key(series.name if series else NO_SERIES))
     with source.locked(workdir / "lock"):
         srctree, applied = _prepare_tree(base, series, workdir, full)
+        head = git(srctree, "rev-parse", "HEAD").stdout.strip()
         settings = make.MakeSettings(srctree=srctree,
                                      objdir=workdir / "obj" / inputs.config_hash()[:12],
                                      jobs=req.jobs or make.default_jobs(), ccache=req.ccache)
@@ -201,6 +218,7 @@ def build(req: BuildRequest) -> Artifact:
             shutil.copyfile(result.bzimage, staging / "bzImage")
             shutil.copyfile(result.vmlinux, staging / "vmlinux")
             shutil.copyfile(dotconfig, staging / "config")
+            _still_as_prepared(srctree, head, requested, dotconfig, fragments)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

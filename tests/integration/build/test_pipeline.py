@@ -264,3 +264,31 @@ def test_old_marker_of_a_prefix_is_understood(tree: Path, fragment: Path,
     full = pipeline.build(BuildRequest(tree=tree, series=series, configs=(str(fragment),),
                                        jobs=2))
     assert full.metadata["series"]["applied_now"] == ["0003-fs-step-3.patch"]
+
+
+@pytest.mark.parametrize("change", ["commit", "config"])
+def test_a_tree_changed_under_the_build_is_never_published(
+        tree: Path, fragment: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """Another process moving the work tree, or rewriting .config, while make runs: the
+    kernel is not what the hash says, so nothing is published under it."""
+    from harness.build import artifact, make
+
+    real = make.build
+
+    def build_then_change(settings: make.MakeSettings, *a: object, **kw: object) -> object:
+        result = real(settings, *a, **kw)  # type: ignore[arg-type]
+        if change == "commit":
+            (settings.srctree / "README").write_text("moved\n")
+            git(settings.srctree, "add", "README")
+            git(settings.srctree, "commit", "-q", "-m", "moved under the build")
+        else:
+            cfg = settings.objdir / ".config"
+            cfg.write_text(cfg.read_text().replace("CONFIG_KEY_NOTIFICATIONS=y",
+                                                   "# CONFIG_KEY_NOTIFICATIONS is not set"))
+        return result
+
+    monkeypatch.setattr(make, "build", build_then_change)
+    with pytest.raises((BuildError, ConfigError)):
+        pipeline.build(request(tree, fragment))
+    builds = artifact.builds_dir()
+    assert [d.name for d in builds.iterdir() if not d.name.startswith("failed-")] == []
