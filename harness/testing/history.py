@@ -74,6 +74,9 @@ def make_history() -> tuple[Path, str, str]:
             good, bad = recorded[1], recorded[2]
             git(src, "checkout", "-q", "-f", "-B", "e2e", bad)
             return src, good, bad
+        # A run that died inside `git am` (a patch that did not apply, a signal) leaves
+        # its session behind, and every later `git am` here would refuse to start.
+        git(src, "am", "--abort", check=False)
         git(src, "checkout", "-q", "-f", "-B", "e2e", base.commit)
         for p in real.patches:
             git(src, "am", "-q", "--no-gpg-sign", p.path, env=env)
